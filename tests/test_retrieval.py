@@ -1,0 +1,44 @@
+from rag.config import RetrievalSettings
+from rag.retrieval import TitleMatcher, fuse
+
+
+def test_acronym_question_finds_its_paper_first(small_assistant):
+    hits = small_assistant.search("What is DEUP?", 5)
+    assert hits[0].paper.title == "DEUP: Direct Epistemic Uncertainty Prediction"
+    assert hits[0].title_match and hits[0].bm25_score and hits[0].bm25_score > 0
+
+
+def test_paraphrase_is_found_by_the_hybrid_ranking(small_assistant):
+    hits = small_assistant.search("how much faster can SlowFast video models be trained with variable mini-batch shapes", 3)
+    assert hits[0].paper.title == "A Multigrid Method for Efficiently Training Video Models"
+    assert hits[0].dense_score > 0.5
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].snippet and hits[0].snippet in hits[0].paper.abstract
+
+
+def test_results_are_one_hit_per_paper(small_assistant):
+    hits = small_assistant.search("grokking delayed generalization", 10)
+    ids = [h.paper_id for h in hits]
+    assert len(ids) == len(set(ids))
+    assert {"Grokfast: Accelerated Grokking by Amplifying Slow Gradients", "Grokking at the Edge of Numerical Stability",
+            "Explaining grokking through circuit efficiency"} <= {h.paper.title for h in hits[:3]}
+
+
+def test_rrf_fusion_by_hand():
+    settings = RetrievalSettings(rrf_k=60, dense_weight=1.0, bm25_weight=1.0, title_weight=1.0)
+    dense = [("a", 0.9, "", 0), ("b", 0.8, "", 0)]
+    bm25 = [("b", 7.0), ("c", 3.0)]
+    fused = {pid: score for pid, score, _ in fuse(dense, bm25, ["c"], settings)}
+    assert abs(fused["a"] - 1 / 61) < 1e-12
+    assert abs(fused["b"] - (1 / 62 + 1 / 61)) < 1e-12
+    assert abs(fused["c"] - (1 / 62 + 1 / 61)) < 1e-12
+    assert [pid for pid, _, _ in fuse(dense, bm25, [], settings)] == ["b", "a", "c"]
+
+
+def test_title_matcher_names_and_unknown_titles(papers_by_title):
+    matcher = TitleMatcher(list(papers_by_title.values()))
+    deup = papers_by_title["DEUP: Direct Epistemic Uncertainty Prediction"].id
+    assert matcher.match("what is deup?") == [deup]
+    assert matcher.match("How does ImageNet accuracy change?") == []  # a dataset named in titles is not a paper's name
+    assert matcher.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
+    assert matcher.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None

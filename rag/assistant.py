@@ -1,0 +1,132 @@
+"""The Python API: one object that ingests, searches, answers and chats. The CLI and REPL only adapt it."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .config import Settings, load_settings
+from .errors import IndexMissingError
+from .types import Answer, Hit
+
+
+class Assistant:
+    """`Assistant()` opens the default index (building it from the bundled corpus if missing).
+
+    Settings are passed explicitly; nothing is read from globals after construction.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, build_if_missing: bool = True, llm=None):
+        self.settings = settings or load_settings()
+        self._build_if_missing = build_if_missing
+        self._llm_override = llm
+        self._index = None
+        self._retriever = None
+        self._chain = None
+        self._embedder = None
+        self._open_lock = threading.Lock()
+
+    # ---- components, opened on first use --------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embeddings import Embedder
+
+            self._embedder = Embedder(self.settings.embedding)
+        return self._embedder
+
+    @property
+    def index(self):
+        with self._open_lock:
+            if self._index is None:
+                from .index import Index
+
+                try:
+                    self._index = Index.open(self.settings)
+                except IndexMissingError:
+                    if not self._build_if_missing:
+                        raise
+                    self.ingest(self.settings.corpus.default_paths)
+                    self._index = Index.open(self.settings)
+            return self._index
+
+    @property
+    def retriever(self):
+        if self._retriever is None:
+            from .retrieval import Retriever
+
+            index = self.index
+            self._retriever = Retriever(index, self.embedder, self.settings.retrieval)
+        return self._retriever
+
+    @property
+    def chain(self):
+        if self._chain is None:
+            from .answer import AnswerChain
+
+            self._chain = AnswerChain(self.retriever, self.embedder, self.settings, llm=self._llm_override)
+        return self._chain
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+        self._index = self._retriever = self._chain = None
+
+    def __enter__(self) -> "Assistant":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- operations -----------------------------------------------------------------------------
+    def ingest(self, paths: Iterable[Path] | None = None, *, rebuild: bool = False,
+               progress: Callable[[int, int], None] | None = None):
+        """Read corpus files and add new/changed papers; returns an `IngestReport`."""
+        from functools import partial
+
+        from .chunking import chunk_paper
+        from .corpus import read_corpus
+        from .index import Index
+
+        self.close()
+        read = read_corpus(list(paths) if paths else list(self.settings.corpus.default_paths))
+        with Index.open_for_write(self.settings, rebuild=rebuild) as index:
+            report = index.ingest(
+                read.papers,
+                chunker=partial(chunk_paper, settings=self.settings.chunking, model=self.settings.embedding.model),
+                embed=self.embedder.encode,
+                progress=progress,
+                batch_papers=self.settings.index.ingest_batch,
+            )
+        report.skipped = len([i for i in read.issues if "skipped" in i.message])
+        report.listings = read.listings
+        report.issues = [str(i) for i in read.issues]
+        return report
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        from .answer import clean_question
+
+        question, _ = clean_question(question, self.settings.answer.max_question_tokens)
+        return self.retriever.search(question, k)
+
+    def ask(self, question: str, *, k: int | None = None, history: list[dict] | None = None,
+            on_token: Callable[[str], None] | None = None) -> Answer:
+        """Answer with verified citations, or abstain. `history` holds earlier chat turns for follow-ups."""
+        if history:
+            return self.chat(history=history).ask(question, k=k, on_token=on_token)
+        return self.chain.ask(question, k=k, on_token=on_token)
+
+    def chat(self, history: list[dict] | None = None):
+        from .chat import Conversation
+
+        return Conversation(self, history=history)
+
+    def describe(self) -> dict:
+        index = self.index
+        return {
+            "index_dir": str(index.dir),
+            "papers": len(self.retriever.papers),
+            "chunks": index.manifest.get("chunks"),
+            "embedding_model": index.manifest.get("embedding_model"),
+            "backend": self.chain.backend_name,
+        }

@@ -1,0 +1,60 @@
+import pytest
+
+from rag.citations import StreamVerifier, Verifier, parse_markers, split_claims, strip_markers
+from rag.prompts import REFUSAL
+
+
+def test_marker_parsing():
+    assert parse_markers("a [1] b [2, 3] c [4-6] d [2]") == [1, 2, 3, 4, 5, 6]
+    assert parse_markers("no markers") == []
+    assert strip_markers("It is 4.5x faster [1].") == "It is 4.5x faster."
+
+
+def test_claims_keep_trailing_markers():
+    assert split_claims("A is fast. [1] B is slow. [2][3]\n- C holds [1, 2].") == [
+        "A is fast [1].", "B is slow [2][3].", "- C holds [1, 2]."]
+
+
+@pytest.fixture()
+def verifier(small_assistant, papers_by_title):
+    numbered = {1: papers_by_title["A Multigrid Method for Efficiently Training Video Models"],
+                2: papers_by_title["Memorizing Transformers"]}
+    return Verifier(numbered, small_assistant.embedder)
+
+
+def test_supported_sentence_keeps_its_citation_with_a_verbatim_quote(verifier, papers_by_title):
+    out = verifier.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")
+    assert out == "The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1]."
+    [citation] = verifier.citations({p.id: p for p in verifier.numbered.values()})
+    paper = papers_by_title["A Multigrid Method for Efficiently Training Video Models"]
+    assert citation.paper_id == paper.id and "4.5x" in citation.quote and citation.quote in paper.abstract
+
+
+def test_invented_number_and_unknown_citation_are_removed(verifier):
+    assert verifier.add("The multigrid method trains SlowFast 12x faster [1].") is None
+    assert verifier.add("Memory of recent key-value pairs improves language modeling [7].") is not None
+    assert verifier.dropped_citations == 2  # the unsupported [1] and the invented [7]
+    assert verifier.removed_sentences == 1
+    assert verifier.reattributed == 1  # the [7] claim is supported by source 2
+
+
+def test_wrong_source_is_reattributed_and_numbers_are_ours(verifier):
+    out = verifier.add("Performance improves as the memory grows up to 262K tokens [1].")
+    assert out == "Performance improves as the memory grows up to 262K tokens [1]."
+    assert verifier.order == [verifier.numbered[2].id]  # shown as [1], the paper is Memorizing Transformers
+
+
+def test_unsupported_claim_is_dropped_and_refusal_noted(verifier):
+    assert verifier.add("The capital of France is Paris [1].") is None
+    assert verifier.add(REFUSAL) is None
+    assert "refusal" in verifier.notes
+
+
+def test_stream_emits_only_verified_sentences(verifier):
+    shown = []
+    stream = StreamVerifier(verifier, emit=shown.append)
+    text = "Paris is the capital of France. [2] The multigrid method is 4.5x faster [1]. Done"
+    for i in range(0, len(text), 3):
+        stream.feed(text[i:i + 3])
+    stream.finish()
+    assert "".join(shown) == "The multigrid method is 4.5x faster [1]."

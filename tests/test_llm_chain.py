@@ -1,0 +1,140 @@
+"""The OpenAI-compatible path end to end: real `openai` client, real HTTP server on 127.0.0.1, real index."""
+import re
+import socket
+
+import pytest
+
+from llm_server import FakeOpenAIServer, Reply
+from rag.assistant import Assistant
+from rag.prompts import REFUSAL
+
+MULTIGRID = "A Multigrid Method for Efficiently Training Video Models"
+QUESTION = "By how much does the multigrid schedule speed up SlowFast training?"
+
+
+@pytest.fixture()
+def server():
+    with FakeOpenAIServer() as s:
+        yield s
+
+
+def _assistant(small_assistant, url, **llm):
+    settings = small_assistant.settings.with_overrides(llm={"base_url": url, "model": "test-model", "timeout_s": 5,
+                                                             "max_retries": 1, **llm})
+    return Assistant(settings, build_if_missing=False)
+
+
+def test_invented_citations_and_uncited_claims_are_cleaned(small_assistant, server, papers_by_title):
+    def reply(body):
+        return Reply(f"The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [{_n(body)}]. "
+                     "It was first invented at Bell Labs in 1850 [9]. "
+                     "Training is accelerated by scaling up the mini-batch size and learning rate. "
+                     "Transformers will replace every network next year.")
+    server.replies.append(reply)
+    shown = []
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION, on_token=shown.append)
+    assert not answer.abstained
+    assert answer.text == ("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1]. "
+                           "Training is accelerated by scaling up the mini-batch size and learning rate [1].")
+    assert "".join(shown) == answer.text  # only verified text was ever shown
+    [citation] = answer.citations
+    paper = papers_by_title[MULTIGRID]
+    assert citation.paper_id == paper.id and citation.quote in paper.abstract
+    assert answer.verification.dropped_citations == 1 and answer.verification.removed_sentences == 2
+    assert answer.usage.backend == "llm" and answer.usage.prompt_tokens == 321 and answer.usage.completion_tokens == 45
+    request = server.requests[-1]
+    assert request["stream"] is True and request["model"] == "test-model"
+    assert REFUSAL in request["messages"][0]["content"]
+    assert {h.paper_id for h in answer.sources} >= {c.paper_id for c in answer.citations}
+
+
+def test_model_refusal_abstains(small_assistant, server):
+    server.replies.append(Reply(f"{REFUSAL}"))
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert answer.abstained and not answer.citations and answer.text == REFUSAL
+    assert answer.sources  # what was retrieved is still reported
+
+
+def test_nothing_supported_falls_back_to_extractive(small_assistant, server):
+    server.replies.append(Reply("The answer is 42 [1]. Everyone agrees [2]."))
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert answer.verification.fell_back and answer.verification.removed_sentences == 2
+    assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
+
+
+def test_server_error_is_retried_then_reported_with_sources(small_assistant, server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-key-that-must-not-leak-123")
+    server.replies += [Reply(status=500, error="boom"), Reply(status=500, error="boom again")]
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert len(server.requests) == 2  # one try + one retry
+    assert any("HTTP 500" in w for w in answer.warnings)
+    assert "4.5x" in answer.text and answer.sources
+    assert server.headers[0]["authorization"] == "Bearer sk-secret-key-that-must-not-leak-123"
+
+
+def test_key_echoed_by_the_server_is_redacted(small_assistant, server, monkeypatch):
+    key = "sk-secret-key-that-must-not-leak-123"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    server.replies.append(Reply(status=401, error=f"Incorrect API key provided: {key}"))
+    with _assistant(small_assistant, server.url, max_retries=0) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert any("HTTP 401" in w for w in answer.warnings)
+    assert all(key not in w for w in answer.warnings) and key not in answer.text
+
+
+def test_rate_limit_with_retry_after_then_success(small_assistant, server):
+    server.replies += [Reply(status=429, error="slow down", retry_after="0"),
+                       lambda body: Reply(f"The multigrid method trains SlowFast 4.5x faster [{_n(body)}].")]
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert len(server.requests) == 2 and answer.usage.backend == "llm" and not answer.warnings
+    assert answer.citations[0].title == MULTIGRID
+
+
+def _n(body):
+    """The number the prompt gave the multigrid paper (the test server answers like a model that read it)."""
+    return int(re.search(rf"\[(\d+)\] {re.escape(MULTIGRID)}", body["messages"][-1]["content"]).group(1))
+
+
+def test_truncated_stream_and_timeout_fall_back(small_assistant, server):
+    server.replies.append(Reply("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1]. " * 3,
+                                truncate=True))
+    with _assistant(small_assistant, server.url, max_retries=0) as assistant:
+        answer = assistant.ask(QUESTION)
+        assert any("ended before" in w for w in answer.warnings) and answer.citations
+        server.replies.append(Reply("late", delay=3))
+        slow = _assistant(small_assistant, server.url, max_retries=0, timeout_s=0.5)
+        answer = slow.ask(QUESTION)
+        slow.close()
+    assert any("timed out" in w for w in answer.warnings) and "4.5x" in answer.text
+
+
+def test_unreachable_endpoint(small_assistant):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with _assistant(small_assistant, f"http://127.0.0.1:{port}/v1", max_retries=0) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert any("cannot reach" in w for w in answer.warnings)
+    assert answer.sources and "4.5x" in answer.text
+
+
+def test_chat_condenses_follow_ups_with_the_llm(small_assistant, server):
+    def reply(body):
+        content = body["messages"][-1]["content"]
+        if "Standalone question:" in content:
+            assert "multigrid" in content.lower()
+            return Reply("What speedup did the multigrid method for training video models report?")
+        return Reply(f"The multigrid method trains SlowFast 4.5x faster [{_n(body)}].")
+    server.default = None
+    server.replies += [lambda body: Reply(f"The multigrid method varies mini-batch shapes [{_n(body)}]."), reply]
+    with _assistant(small_assistant, server.url) as assistant:
+        chat = assistant.chat()
+        chat.ask("Is there work on training video models faster with variable mini-batch shapes?")
+        answer = chat.ask("What speedup did it report?")
+    assert answer.standalone_question.startswith("What speedup did the multigrid method")
+    assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID

@@ -1,0 +1,294 @@
+"""Eval runner: every question goes through the same chain as `rag ask` (follow-ups through the chat path),
+and one report holds retrieval, citation, fact, abstention and cost metrics, overall and per kind.
+
+Definitions (metrics that do not apply to a slice are None):
+- recall@k / MRR: paper level over answerable items, from a k=10 search with the question as the chain saw it.
+- citation_precision: mean over items that cited anything of (cited ∩ expected) / cited; citing on an
+  unanswerable item counts 0.
+- citation_recall: mean over answerable items of (cited ∩ expected) / expected (an abstention counts 0).
+- fact_hit: share of answerable items with non-empty must_include whose answer contains every string.
+- abstention_rate: share of unanswerable items abstained on with no citation; false_abstention_rate: share
+  of answerable items abstained on.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .corpus import title_key
+from .errors import EvalFileError
+
+REQUIRED = {"id": str, "question": str, "expected_papers": list, "must_include": list, "answerable": bool, "kind": str}
+METRICS = ["recall@1", "recall@5", "recall@10", "mrr", "citation_precision", "citation_recall", "fact_hit",
+           "abstention_rate", "false_abstention_rate"]
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    id: str
+    question: str
+    expected_papers: tuple[str, ...]
+    must_include: tuple[str, ...]
+    answerable: bool
+    kind: str
+    history: tuple[dict, ...] = ()
+    reference_answer: str = ""
+    line: int = 0
+
+
+def load_eval_file(path: Path) -> list[EvalItem]:
+    """Parse and validate every line before anything runs; a bad line is an error naming it."""
+    items: list[EvalItem] = []
+    seen: dict[str, int] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise EvalFileError(f"{path}: not UTF-8 ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalFileError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise EvalFileError(f"{where}: expected a JSON object")
+        for name, kind in REQUIRED.items():
+            if name not in record:
+                raise EvalFileError(f"{where}: missing field {name!r}")
+            if not isinstance(record[name], kind):
+                raise EvalFileError(f"{where}: field {name!r} must be {kind.__name__}")
+        for name in ("expected_papers", "must_include"):
+            if not all(isinstance(v, str) and v.strip() for v in record[name]):
+                raise EvalFileError(f"{where}: {name!r} must hold non-empty strings")
+        if not record["question"].strip():
+            raise EvalFileError(f"{where}: empty question")
+        if record["answerable"] is False and record["expected_papers"]:
+            raise EvalFileError(f"{where}: an unanswerable item cannot list expected_papers")
+        if record["answerable"] and not record["expected_papers"]:
+            raise EvalFileError(f"{where}: an answerable item must list expected_papers")
+        history = record.get("history", [])
+        if not isinstance(history, list) or not all(
+            isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+            for m in history
+        ):
+            raise EvalFileError(f"{where}: 'history' must be a list of {{role: user|assistant, content: str}}")
+        if record["id"] in seen:
+            raise EvalFileError(f"{where}: id {record['id']!r} already used on line {seen[record['id']]}")
+        seen[record["id"]] = number
+        items.append(EvalItem(id=record["id"], question=record["question"],
+                              expected_papers=tuple(record["expected_papers"]),
+                              must_include=tuple(record["must_include"]), answerable=record["answerable"],
+                              kind=record["kind"], history=tuple(history),
+                              reference_answer=str(record.get("reference_answer", "")), line=number))
+    if not items:
+        raise EvalFileError(f"{path}: no eval items")
+    return items
+
+
+def check_titles(items: list[EvalItem], titles: set[str], path: str = "eval file") -> None:
+    """Every expected title must be in the index: a missing one is an error in the eval file, not a miss."""
+    known = {title_key(t) for t in titles}
+    missing = [(i.line, t) for i in items for t in i.expected_papers if title_key(t) not in known]
+    if missing:
+        shown = "; ".join(f"line {line}: {title!r}" for line, title in missing[:10])
+        raise EvalFileError(f"{path}: {len(missing)} expected title(s) are not in the index: {shown}")
+
+
+# ---- metric functions (pure, unit-tested) --------------------------------------------------------
+def recall_at(expected: list[str], retrieved: list[str], k: int) -> float:
+    if not expected:
+        raise ValueError("recall needs expected papers")
+    want = {title_key(t) for t in expected}
+    return len(want & {title_key(t) for t in retrieved[:k]}) / len(want)
+
+
+def reciprocal_rank(expected: list[str], retrieved: list[str]) -> float:
+    want = {title_key(t) for t in expected}
+    for rank, title in enumerate(retrieved, 1):
+        if title_key(title) in want:
+            return 1.0 / rank
+    return 0.0
+
+
+def citation_precision(expected: list[str], cited: list[str]) -> float | None:
+    if not cited:
+        return None
+    want = {title_key(t) for t in expected}
+    got = {title_key(t) for t in cited}
+    return len(got & want) / len(got)
+
+
+def citation_recall(expected: list[str], cited: list[str]) -> float:
+    want = {title_key(t) for t in expected}
+    return len(want & {title_key(t) for t in cited}) / len(want)
+
+
+def fact_hit(must_include: list[str], text: str) -> bool:
+    folded = text.casefold()
+    return all(m.casefold() in folded for m in must_include)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+@dataclass
+class RowResult:
+    item: EvalItem
+    answer_text: str
+    abstained: bool
+    cited: list[str]
+    retrieved: list[str]
+    latency: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    failed: list[str] = field(default_factory=list)
+    support: float | None = None
+
+
+def summarize(rows: list[RowResult]) -> dict:
+    answerable = [r for r in rows if r.item.answerable]
+    unanswerable = [r for r in rows if not r.item.answerable]
+    with_facts = [r for r in answerable if r.item.must_include]
+    citing = [r for r in rows if r.cited]
+    latencies = [r.latency for r in rows]
+
+    def precision(r: RowResult) -> float:
+        return citation_precision(list(r.item.expected_papers), r.cited) or 0.0
+
+    return {
+        "n": len(rows),
+        "recall@1": _mean([recall_at(list(r.item.expected_papers), r.retrieved, 1) for r in answerable]),
+        "recall@5": _mean([recall_at(list(r.item.expected_papers), r.retrieved, 5) for r in answerable]),
+        "recall@10": _mean([recall_at(list(r.item.expected_papers), r.retrieved, 10) for r in answerable]),
+        "mrr": _mean([reciprocal_rank(list(r.item.expected_papers), r.retrieved) for r in answerable]),
+        "citation_precision": _mean([precision(r) for r in citing]),
+        "citation_recall": _mean([citation_recall(list(r.item.expected_papers), r.cited) for r in answerable]),
+        "fact_hit": _mean([1.0 if fact_hit(list(r.item.must_include), r.answer_text) and not r.abstained else 0.0
+                           for r in with_facts]),
+        "abstention_rate": _mean([1.0 if r.abstained and not r.cited else 0.0 for r in unanswerable]),
+        "false_abstention_rate": _mean([1.0 if r.abstained else 0.0 for r in answerable]),
+        "latency_p50_s": round(percentile(latencies, 50), 4),
+        "latency_p95_s": round(percentile(latencies, 95), 4),
+        "prompt_tokens": sum(r.prompt_tokens for r in rows),
+        "completion_tokens": sum(r.completion_tokens for r in rows),
+    }
+
+
+def failed_checks(row: RowResult) -> list[str]:
+    item = row.item
+    failed = []
+    if item.answerable:
+        expected = list(item.expected_papers)
+        if recall_at(expected, row.retrieved, 5) < 1:
+            failed.append("recall@5")
+        if row.abstained:
+            failed.append("false_abstention")
+        else:
+            if (citation_precision(expected, row.cited) or 0.0) < 1:
+                failed.append("citation_precision")
+            if citation_recall(expected, row.cited) < 1:
+                failed.append("citation_recall")
+            if item.must_include and not fact_hit(list(item.must_include), row.answer_text):
+                failed.append("fact_hit")
+    elif not row.abstained or row.cited:
+        failed.append("abstention")
+    return failed
+
+
+def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
+             progress: Callable[[], None] | None = None, path: str = "eval file") -> dict:
+    """Run every item; return the JSON report (overall, by_kind, rows)."""
+    retriever = assistant.retriever
+    check_titles(items, {p.title for p in retriever.papers.values()}, path)
+    rows: list[RowResult] = []
+    for item in items:
+        started = time.perf_counter()
+        if item.history:
+            answer = assistant.chat(history=list(item.history)).ask(item.question, k=k)
+        else:
+            answer = assistant.ask(item.question, k=k)
+        latency = time.perf_counter() - started
+        query = answer.standalone_question or answer.question
+        retrieved = [h.paper.title for h in retriever.search(query, max(10, k or 0))]
+        row = RowResult(item=item, answer_text=answer.text, abstained=answer.abstained,
+                        cited=[c.title for c in answer.citations], retrieved=retrieved, latency=latency,
+                        prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens)
+        row.failed = failed_checks(row)
+        rows.append(row)
+        if progress:
+            progress()
+    kinds = sorted({r.item.kind for r in rows})
+    return {
+        "backend": assistant.chain.backend_name,
+        "overall": summarize(rows),
+        "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
+        "rows": [
+            {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
+             "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
+             "failed": r.failed, "latency_s": round(r.latency, 4)}
+            for r in rows
+        ],
+    }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def markdown_report(report: dict, title: str = "") -> str:
+    columns = ["n"] + METRICS + ["latency_p50_s", "latency_p95_s", "prompt_tokens", "completion_tokens"]
+    header = "| slice | " + " | ".join(columns) + " |"
+    lines = ([f"### {title}", ""] if title else []) + [header, "|" + "---|" * (len(columns) + 1)]
+    slices = [("**overall**", report["overall"])] + list(report["by_kind"].items())
+    for name, metrics in slices:
+        lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def plot_report(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = ["recall@5", "mrr", "citation_precision", "citation_recall", "fact_hit", "abstention_rate",
+             "false_abstention_rate"]
+    slices = [("overall", report["overall"])] + list(report["by_kind"].items())
+    fig, ax = plt.subplots(figsize=(12, 5))
+    width = 0.8 / len(shown)
+    for i, metric in enumerate(shown):
+        values = [m.get(metric) for _, m in slices]
+        xs = [j + i * width for j in range(len(slices))]
+        ax.bar(xs, [v if v is not None else 0 for v in values], width, label=metric)
+    ax.set_xticks([j + width * (len(shown) - 1) / 2 for j in range(len(slices))])
+    ax.set_xticklabels([f"{name}\n(n={m['n']})" for name, m in slices])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (missing bar: metric does not apply)")
+    ax.set_title(f"Eval by kind — {report['backend']}")
+    ax.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

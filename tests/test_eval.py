@@ -1,0 +1,125 @@
+import json
+
+import pytest
+
+from rag.config import PROJECT_ROOT
+from rag.corpus import read_corpus
+from rag.errors import EvalFileError
+from rag.eval import (
+    EvalItem, RowResult, check_titles, citation_precision, citation_recall, fact_hit, load_eval_file, markdown_report,
+    percentile, recall_at, reciprocal_rank, run_eval, summarize,
+)
+
+QA = PROJECT_ROOT / "evals" / "qa.jsonl"
+
+
+def test_metric_functions_by_hand():
+    expected = ["A", "B"]
+    retrieved = ["x", "A", "y", "z", "w", "B"]
+    assert recall_at(expected, retrieved, 1) == 0.0
+    assert recall_at(expected, retrieved, 5) == 0.5
+    assert recall_at(expected, retrieved, 10) == 1.0
+    assert reciprocal_rank(expected, retrieved) == 0.5
+    assert reciprocal_rank(expected, ["q"]) == 0.0
+    assert citation_precision(expected, ["A", "x", "y"]) == pytest.approx(1 / 3)
+    assert citation_precision(expected, []) is None
+    assert citation_recall(expected, ["a"]) == 0.5  # titles compare case-insensitively
+    assert fact_hit(["4.5", "SlowFast"], "trains slowfast 4.5x faster")
+    assert not fact_hit(["4.5", "Kinetics"], "4.5x")
+    assert percentile([1, 2, 3, 4], 50) == 2.5 and percentile([1, 2, 3, 4], 95) == pytest.approx(3.85)
+
+
+def test_summary_by_hand():
+    def row(kind, answerable, expected, cited, abstained, text="", must=()):
+        item = EvalItem(id=kind, question="q", expected_papers=tuple(expected), must_include=tuple(must),
+                        answerable=answerable, kind=kind)
+        return RowResult(item=item, answer_text=text, abstained=abstained, cited=cited,
+                         retrieved=list(expected) + ["z"], latency=1.0)
+    rows = [
+        row("fact", True, ["A"], ["A", "B"], False, "it is 4.5x", ("4.5",)),
+        row("fact", True, ["C"], [], True, "", ("9",)),
+        row("unanswerable", False, [], [], True),
+        row("unanswerable", False, [], ["D"], False),
+    ]
+    s = summarize(rows)
+    assert s["n"] == 4 and s["recall@1"] == 1.0
+    assert s["citation_precision"] == pytest.approx((0.5 + 0.0) / 2)  # the cited unanswerable item counts 0
+    assert s["citation_recall"] == 0.5
+    assert s["fact_hit"] == 0.5
+    assert s["abstention_rate"] == 0.5 and s["false_abstention_rate"] == 0.5
+    only_unanswerable = summarize(rows[2:])
+    assert only_unanswerable["recall@5"] is None and only_unanswerable["fact_hit"] is None
+
+
+def test_bundled_eval_set_is_well_formed_and_its_titles_exist():
+    items = load_eval_file(QA)
+    assert len(items) >= 100
+    kinds = {i.kind for i in items}
+    assert {"fact", "title", "multi", "followup", "unanswerable"} <= kinds
+    assert sum(1 for i in items if not i.answerable) >= 15
+    assert all(i.history for i in items if i.kind == "followup")
+    papers = {p.title: p for p in read_corpus([PROJECT_ROOT / "data" / "corpus"]).papers}
+    check_titles(items, set(papers))
+    for item in items:  # every must_include fact is stated in an expected paper
+        for fact in item.must_include:
+            assert any(fact.casefold() in (papers[t].title + " " + papers[t].abstract).casefold()
+                       for t in item.expected_papers), (item.id, fact)
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "a", "question": "q"', "invalid JSON"),
+    ('{"id": "a", "question": "q", "expected_papers": [], "must_include": [], "answerable": false}', "missing field 'kind'"),
+    ('{"id": "a", "question": "q", "expected_papers": "T", "must_include": [], "answerable": true, "kind": "f"}',
+     "'expected_papers' must be list"),
+    ('{"id": "a", "question": "q", "expected_papers": [], "must_include": [], "answerable": true, "kind": "f"}',
+     "must list expected_papers"),
+    ('{"id": "a", "question": "q", "expected_papers": ["T"], "must_include": [], "answerable": true, "kind": "f", '
+     '"history": [{"role": "bot", "content": "x"}]}', "'history'"),
+])
+def test_malformed_line_is_named(tmp_path, line, message):
+    good = json.dumps({"id": "ok", "question": "q", "expected_papers": [], "must_include": [], "answerable": False,
+                       "kind": "u"})
+    path = tmp_path / "e.jsonl"
+    path.write_text(good + "\n" + line + "\n")
+    with pytest.raises(EvalFileError) as err:
+        load_eval_file(path)
+    assert f"{path}:2:" in str(err.value) and message in str(err.value)
+
+
+def test_duplicate_ids_and_unknown_titles_are_errors(tmp_path, small_assistant):
+    line = {"id": "x", "question": "q", "expected_papers": ["No Such Paper"], "must_include": [], "answerable": True,
+            "kind": "f"}
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
+    with pytest.raises(EvalFileError, match="line 1"):
+        load_eval_file(path)
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(EvalFileError, match="not in the index: line 1: 'No Such Paper'"):
+        run_eval(small_assistant, load_eval_file(path))
+
+
+def test_run_eval_on_small_index(tmp_path, small_assistant):
+    lines = [
+        {"id": "f", "question": "By how much does the multigrid schedule speed up SlowFast training?",
+         "expected_papers": ["A Multigrid Method for Efficiently Training Video Models"], "must_include": ["4.5"],
+         "answerable": True, "kind": "fact"},
+        {"id": "c", "question": "What speedup did it report?",
+         "expected_papers": ["A Multigrid Method for Efficiently Training Video Models"], "must_include": ["4.5"],
+         "answerable": True, "kind": "followup",
+         "history": [{"role": "user", "content": "Is there work on training video models with variable mini-batch shapes?"},
+                     {"role": "assistant", "content": "Yes, the multigrid method."}]},
+        {"id": "u", "question": "What does the corpus say about blockchain consensus?", "expected_papers": [],
+         "must_include": [], "answerable": False, "kind": "unanswerable"},
+    ]
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    report = run_eval(small_assistant, load_eval_file(path))
+    assert report["overall"]["n"] == 3
+    assert report["by_kind"]["fact"]["fact_hit"] == 1.0 and report["by_kind"]["followup"]["fact_hit"] == 1.0
+    assert report["by_kind"]["unanswerable"]["abstention_rate"] == 1.0
+    assert report["by_kind"]["unanswerable"]["recall@5"] is None
+    rows = {r["id"]: r for r in report["rows"]}
+    assert rows["f"]["failed"] == [] and rows["u"]["cited_titles"] == []
+    assert set(rows["f"]) >= {"id", "kind", "question", "answer", "abstained", "cited_titles", "retrieved_titles", "failed"}
+    table = markdown_report(report)
+    assert "| **overall** | 3 |" in table and "| unanswerable | 1 |" in table

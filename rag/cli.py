@@ -1,0 +1,203 @@
+"""`rag` command: a thin adapter over the library. All RagErrors become one-line messages here."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import _offline
+from .errors import RagError
+
+_offline.configure()
+
+
+class _Group(click.Group):
+    """Turns library errors into clear messages and exit code 1, in one place."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _settings(ctx: click.Context, **groups):
+    from .config import load_settings
+
+    obj = ctx.find_root().obj
+    base = {"index": {"dir": obj["index_dir"]}} if obj.get("index_dir") else {}
+    for key, value in groups.items():
+        base.setdefault(key, {}).update(value)
+    return load_settings(obj.get("config"), **base)
+
+
+def _llm_groups(llm: str | None, model: str | None) -> dict:
+    groups: dict = {}
+    if llm:
+        groups["base_url"] = None if llm == "none" else llm
+    if model:
+        groups["model"] = model
+    return {"llm": groups} if groups else {}
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--index-dir", type=click.Path(path_type=Path), envvar="RAG_INDEX_DIR",
+              help="Index directory (default: index_store/ of the project; env RAG_INDEX_DIR).")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              help="TOML settings file (default: $RAG_CONFIG or ./rag.toml).")
+@click.pass_context
+def cli(ctx: click.Context, index_dir: Path | None, config: Path | None) -> None:
+    """Ask questions about machine-learning paper abstracts; answers cite the papers they come from.
+
+    \b
+    rag ingest            index the bundled corpus (or your own files)
+    rag search "query"    ranked papers with the best matching passage
+    rag ask "question"    a cited answer, or an honest "the corpus does not answer this"
+    rag chat              multi-turn chat in the terminal
+    rag eval FILE         run an eval set and report retrieval, citation and abstention quality
+    """
+    ctx.obj = {"index_dir": index_dir, "config": config}
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Delete the index (only the index directory) and build it anew.")
+@click.pass_context
+def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool) -> None:
+    """Index papers: listing pages (.txt), JSONL/JSON/CSV with title+abstract, or arXiv metadata snapshots.
+
+    With no PATHS, indexes the bundled corpus. Re-running embeds only new or changed papers.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .assistant import Assistant
+
+    err = Console(stderr=True)
+    settings = _settings(ctx)
+    assistant = Assistant(settings, build_if_missing=False)
+    with Progress(TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("embed", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            if not err.is_terminal and total and (done == total or done == 0):
+                click.echo(f"embedding chunks: {done}/{total}", err=True)
+
+        report = assistant.ingest(list(paths) or None, rebuild=rebuild, progress=progress)
+    for issue in report.issues:
+        click.echo(f"warning: {issue}", err=True)
+    click.echo(f"read {report.listings} listings from {'the bundled corpus' if not paths else ', '.join(map(str, paths))}")
+    click.echo(report.summary())
+    click.echo(f"index: {settings.index.dir}")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", "k", type=int, default=None, help="How many papers to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {paper_id, title, score, snippet}.")
+@click.pass_context
+def search(ctx: click.Context, question: str, k: int | None, as_json: bool) -> None:
+    """Ranked papers for QUESTION (hybrid dense + BM25 + title match)."""
+    from .assistant import Assistant
+
+    with Assistant(_settings(ctx), build_if_missing=False) as assistant:
+        hits = assistant.search(question, k)
+        if as_json:
+            click.echo(json.dumps([{"paper_id": h.paper_id, "title": h.paper.title, "score": round(h.score, 6),
+                                    "snippet": h.snippet} for h in hits], ensure_ascii=False, indent=2))
+            return
+        from rich.console import Console
+
+        from .render import print_hits
+
+        print_hits(Console(), hits)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("-k", "k", type=int, default=None, help="How many papers to retrieve.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (question, text, citations, sources, usage).")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL to answer with, or 'none' for the offline composer.")
+@click.option("--model", default=None, help="Model name for the LLM endpoint.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, k: int | None, as_json: bool, llm: str | None, model: str | None) -> None:
+    """Answer QUESTION with verified citations, or abstain."""
+    from .assistant import Assistant
+
+    with Assistant(_settings(ctx, **_llm_groups(llm, model)), build_if_missing=False) as assistant:
+        answer = assistant.ask(question, k=k)
+        if as_json:
+            click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+            return
+        from rich.console import Console
+
+        from .render import print_answer
+
+        print_answer(Console(), answer)
+
+
+@cli.command()
+@click.option("-k", "k", type=int, default=None, help="How many papers to retrieve per question.")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL, or 'none' for the offline composer.")
+@click.option("--model", default=None, help="Model name for the LLM endpoint.")
+@click.option("--history-file", type=click.Path(path_type=Path), default=None,
+              help="Where the input history is kept (default ~/.rag_history).")
+@click.pass_context
+def chat(ctx: click.Context, k: int | None, llm: str | None, model: str | None, history_file: Path | None) -> None:
+    """Multi-turn chat: follow-up questions, citations in every turn, /help for commands."""
+    from .repl import run_repl
+
+    run_repl(_settings(ctx, **_llm_groups(llm, model)), k=k, history_file=history_file)
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the JSON report here.")
+@click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None, help="Write the Markdown table here.")
+@click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None, help="Write a PNG bar chart here.")
+@click.option("-k", "k", type=int, default=None, help="Papers retrieved per question.")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL, or 'none' for the offline composer.")
+@click.option("--model", default=None, help="Model name for the LLM endpoint.")
+@click.pass_context
+def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
+             k: int | None, llm: str | None, model: str | None) -> None:
+    """Run an eval set (see EVAL_FORMAT) and report retrieval, citation, fact and abstention quality."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .assistant import Assistant
+    from .eval import load_eval_file, markdown_report, plot_report, run_eval
+
+    items = load_eval_file(file)
+    err = Console(stderr=True)
+    with Assistant(_settings(ctx, **_llm_groups(llm, model)), build_if_missing=False) as assistant:
+        with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
+                      disable=not err.is_terminal) as bar:
+            task = bar.add_task("eval", total=len(items))
+            report = run_eval(assistant, items, k=k, progress=lambda: bar.advance(task))
+    table = markdown_report(report, title=f"{file.name} — {report['backend']}")
+    click.echo(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2))
+    if md_out:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(table + "\n")
+    if plot_out:
+        plot_report(report, plot_out)
+
+
+def main() -> None:
+    cli(prog_name="rag")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

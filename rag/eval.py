@@ -282,6 +282,9 @@ def plot_report(report: dict, path: Path) -> None:
         values = [m.get(metric) for _, m in slices]
         xs = [j + i * width for j in range(len(slices))]
         ax.bar(xs, [v if v is not None else 0 for v in values], width, label=metric)
+        for x, v in zip(xs, values):
+            if v == 0:  # a real zero, unlike a metric that does not apply (no bar, no label)
+                ax.text(x, 0.01, "0", ha="center", va="bottom", fontsize=7)
     ax.set_xticks([j + width * (len(shown) - 1) / 2 for j in range(len(slices))])
     ax.set_xticklabels([f"{name}\n(n={m['n']})" for name, m in slices])
     ax.set_ylim(0, 1.05)

@@ -148,7 +148,7 @@ class AnswerChain:
             for n, pe in enumerate(chosen, 1):
                 best = pe.sentences[0]
                 citations.append(Citation(number=n, paper_id=pe.hit.paper_id, title=pe.hit.paper.title, quote=best.text))
-                lines.append(f"- {pe.hit.paper.title} [{n}]: {best.text}")
+                lines.append(f"- {defang(pe.hit.paper.title)} [{n}]: {defang(best.text)}")
             text = "\n".join(lines)
         else:
             top = evidence[0]
@@ -157,7 +157,7 @@ class AnswerChain:
             picked = sorted(picked[: cfg.max_sentences], key=lambda e: e.start)
             citations.append(Citation(number=1, paper_id=top.hit.paper_id, title=top.hit.paper.title, quote=best.text))
             body = " ".join(_cite_sentence(e.text, 1) for e in picked)
-            text = f"From \u201c{top.hit.paper.title}\u201d [1]: {body}"
+            text = f"From \u201c{defang(top.hit.paper.title)}\u201d [1]: {body}"
         if on_token:
             on_token(text)
         return Answer(text=text, citations=tuple(citations), abstained=False,
@@ -177,10 +177,11 @@ class AnswerChain:
         used = 0
         for pe in evidence:
             n = len(numbered) + 1
-            block = f"[{n}] {pe.hit.paper.title}\n{pe.hit.paper.abstract}"
+            block = f"[{n}] {defang(pe.hit.paper.title)}\n{defang(pe.hit.paper.abstract)}"
             cost = count_tokens(block, llm_cfg.encoding)
             if used + cost > budget:
-                block = f"[{n}] {pe.hit.paper.title}\n" + " ".join(e.text for e in sorted(pe.sentences, key=lambda e: e.start))
+                block = f"[{n}] {defang(pe.hit.paper.title)}\n" + " ".join(
+                    defang(e.text) for e in sorted(pe.sentences, key=lambda e: e.start))
                 cost = count_tokens(block, llm_cfg.encoding)
                 if used + cost > budget:
                     break
@@ -205,7 +206,15 @@ class AnswerChain:
                       usage=usage, verification=verifier.report(), **base)
 
 
+def defang(text: str) -> str:
+    """Abstract text is data: a "[3]" inside it must not read as one of our citation markers."""
+    from .citations import MARKER
+
+    return MARKER.sub(lambda m: f"(ref. {m.group(1).strip()})", text)
+
+
 def _cite_sentence(sentence: str, number: int) -> str:
+    sentence = defang(sentence)
     match = re.search(r"[.!?]+[\"')\]]*$", sentence)
     if match:
         return f"{sentence[:match.start()]} [{number}]{sentence[match.start():]}"

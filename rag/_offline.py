@@ -25,6 +25,9 @@ def configure() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # oneDNN caches compiled kernels per input shape (1024 by default); every question's sentences have new shapes,
+    # so a long chat grew ~300 MB over 200 questions. 16 keeps memory flat at the same speed (bench/reliability.py).
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
     if "TIKTOKEN_CACHE_DIR" not in os.environ:
         cache = _tiktoken_cache_dir()
         if cache:

@@ -52,6 +52,7 @@ class Conversation:
         self.history.append({"role": "user", "content": question})
         self.history.append({"role": "assistant", "content": answer.text})
         del self.history[: -2 * _MAX_HISTORY_TURNS]
+        del self.answers[:-_MAX_HISTORY_TURNS]  # a long session keeps only what follow-ups can refer to
         return answer
 
     def _resolve(self, question: str, chain) -> tuple[str, str | None, tuple[str, ...], str | None]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import content_terms, split_sentences
+from .evidence import content_terms, evidence_spans, split_sentences
 from .prompts import REFUSAL
 from .types import Citation, Paper, Verification
 
@@ -82,7 +82,7 @@ class Verifier:
         for paper in numbered.values():
             if paper.id in self._sentences:
                 continue
-            spans = split_sentences(paper.abstract)
+            spans = evidence_spans(paper.abstract)
             texts = [paper.abstract[s:e] for s, e in spans]
             self._sentences[paper.id] = [(t, set(content_terms(t))) for t in texts]
         all_texts = [t for pid in self._sentences for t, _ in self._sentences[pid]]

@@ -51,6 +51,25 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
+# Text in an abstract that addresses the assistant rather than describing research (prompt injection).
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,30}\b(previous|prior|above|earlier|all)\b.{0,20}\b(instructions?|prompts?|rules)\b"
+    r"|\b(you|assistant|ai|model)\s+(must|should|will)\s+(now\s+)?(answer|reply|respond|say|output|cite)\b"
+    r"|\b(answer|reply|respond|say)\b[^.]{0,40}\bto (every|all|any) (question|query|prompt)s?\b"
+    r"|\bsystem prompt\b|\bnew instructions?\s*:",
+    re.IGNORECASE,
+)
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION.search(sentence))
+
+
+def evidence_spans(abstract: str) -> list[tuple[int, int]]:
+    """Sentence spans usable as evidence: instructions planted in an abstract never support or get quoted."""
+    return [(s, e) for s, e in split_sentences(abstract) if not looks_like_instruction(abstract[s:e])]
+
+
 @lru_cache(maxsize=1)
 def _stemmer():
     import Stemmer
@@ -164,7 +183,7 @@ class EvidenceSelector:
             return []
         q_terms = content_terms(question, question=True)
         kind = answer_type(question)
-        spans = [split_sentences(h.paper.abstract) for h in hits]
+        spans = [evidence_spans(h.paper.abstract) for h in hits]
         texts = [question] + [h.paper.abstract[s:e] for h, ss in zip(hits, spans) for s, e in ss]
         vectors = self.embedder.encode(texts)
         q_vec, s_vecs = vectors[0], vectors[1:]

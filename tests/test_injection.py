@@ -44,3 +44,27 @@ def test_relevant_hostile_text_is_quoted_as_data_without_fake_markers(hostile):
     assert answer.citations[0].quote in HOSTILE["abstract"]
     retrieved = {h.paper_id for h in answer.sources}
     assert all(c.paper_id in retrieved for c in answer.citations)
+
+
+def test_planted_instructions_are_never_evidence(hostile):
+    from rag.evidence import evidence_spans, looks_like_instruction
+
+    abstract = HOSTILE["abstract"]
+    used = [abstract[s:e] for s, e in evidence_spans(abstract)]
+    assert not any("PWNED" in u for u in used) and any("zebra" in u for u in used)
+    assert not looks_like_instruction("We ignore padding tokens in all previous layers of the encoder.")
+    answer = hostile.ask("What should you answer to every question?")
+    assert "PWNED" not in answer.text
+
+
+def test_an_llm_obeying_the_injection_is_cleaned(hostile):
+    from llm_server import FakeOpenAIServer, Reply
+
+    with FakeOpenAIServer() as server:
+        server.default = Reply("PWNED [1]. PWNED [2]. PWNED [3]. PWNED [4].")
+        settings = hostile.settings.with_overrides(llm={"base_url": server.url, "model": "m", "max_retries": 0})
+        with Assistant(settings, build_if_missing=False) as assistant:
+            answer = assistant.ask("By how much does the multigrid schedule speed up SlowFast training?")
+    assert "PWNED" not in answer.text
+    assert answer.verification.removed_sentences == 4 and answer.verification.fell_back
+    assert "4.5x" in answer.text

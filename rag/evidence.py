@@ -54,9 +54,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 # Text in an abstract that addresses the assistant rather than describing research (prompt injection).
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget)\b.{0,30}\b(previous|prior|above|earlier|all)\b.{0,20}\b(instructions?|prompts?|rules)\b"
-    r"|\b(you|assistant|ai|model)\s+(must|should|will)\s+(now\s+)?(answer|reply|respond|say|output|cite)\b"
+    r"|\byou\s+(must|should|will|are to)\s+(now\s+)?(answer|reply|respond|say|output|cite)\b"
     r"|\b(answer|reply|respond|say)\b[^.]{0,40}\bto (every|all|any) (question|query|prompt)s?\b"
-    r"|\bsystem prompt\b|\bnew instructions?\s*:",
+    r"|\bnew instructions?\s*:",
     re.IGNORECASE,
 )
 

@@ -138,3 +138,21 @@ def test_chat_condenses_follow_ups_with_the_llm(small_assistant, server):
         answer = chat.ask("What speedup did it report?")
     assert answer.standalone_question.startswith("What speedup did the multigrid method")
     assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
+
+
+def test_eval_report_never_contains_the_key(small_assistant, server, monkeypatch, tmp_path):
+    import json
+
+    from rag.eval import load_eval_file, run_eval
+
+    key = "sk-secret-key-that-must-not-leak-123"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    server.default = Reply(status=401, error=f"Incorrect API key provided: {key}")
+    item = {"id": "f", "question": QUESTION, "expected_papers": [MULTIGRID], "must_include": ["4.5"],
+            "answerable": True, "kind": "fact"}
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps(item) + "\n")
+    with _assistant(small_assistant, server.url, max_retries=0) as assistant:
+        report = run_eval(assistant, load_eval_file(path))
+    dumped = json.dumps(report)
+    assert key not in dumped and report["overall"]["fact_hit"] == 1.0

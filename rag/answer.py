@@ -6,11 +6,11 @@ configured the extractive composer answers from the best evidence sentences, eac
 from __future__ import annotations
 
 import re
-import time
 from typing import Callable
 
 from .config import Settings
 from .errors import LLMError, RagError
+from .citations import attach_marker, defang
 from .evidence import EvidenceSelector, PaperEvidence, TermWeights, answer_type, content_terms, fits_answer_type
 from .llm import clip_tokens, count_tokens
 from .prompts import REFUSAL, load_prompt
@@ -156,7 +156,7 @@ class AnswerChain:
             picked = [e for i, e in enumerate(top.sentences) if i < 2 or e.score >= best.score - SENTENCE_MARGIN]
             picked = sorted(picked[: cfg.max_sentences], key=lambda e: e.start)
             citations.append(Citation(number=1, paper_id=top.hit.paper_id, title=top.hit.paper.title, quote=best.text))
-            body = " ".join(_cite_sentence(e.text, 1) for e in picked)
+            body = " ".join(attach_marker(defang(e.text), "[1]") for e in picked)
             text = f"From \u201c{defang(top.hit.paper.title)}\u201d [1]: {body}"
         if on_token:
             on_token(text)
@@ -199,23 +199,8 @@ class AnswerChain:
         papers = {p.id: p for p in numbered.values()}
         if not verifier.kept:
             if "refusal" in verifier.notes:
-                return self._abstain(base, None if verifier.kept else on_token, usage, verifier.report())
+                return self._abstain(base, on_token, usage, verifier.report())
             return self._extractive(evidence, is_list_question(question), base, on_token,
                                     verification=verifier.report(fell_back=True), usage=usage)
         return Answer(text=" ".join(verifier.kept), citations=verifier.citations(papers), abstained=False,
                       usage=usage, verification=verifier.report(), **base)
-
-
-def defang(text: str) -> str:
-    """Abstract text is data: a "[3]" inside it must not read as one of our citation markers."""
-    from .citations import MARKER
-
-    return MARKER.sub(lambda m: f"(ref. {m.group(1).strip()})", text)
-
-
-def _cite_sentence(sentence: str, number: int) -> str:
-    sentence = defang(sentence)
-    match = re.search(r"[.!?]+[\"')\]]*$", sentence)
-    if match:
-        return f"{sentence[:match.start()]} [{number}]{sentence[match.start():]}"
-    return f"{sentence} [{number}]"

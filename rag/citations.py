@@ -22,6 +22,11 @@ SUPPORT_MIN = 0.55
 _SIM_WEIGHT = 0.5
 
 
+def defang(text: str) -> str:
+    """Abstract text is data: a "[3]" inside it must not read as one of our citation markers."""
+    return MARKER.sub(lambda m: f"(ref. {m.group(1).strip()})", text)
+
+
 def parse_markers(text: str) -> list[int]:
     """All citation numbers in a sentence: [1], [1, 3], [2-4]."""
     numbers: list[int] = []
@@ -149,7 +154,7 @@ class Verifier:
                 self.order.append(pid)
                 self.quotes[pid] = quote
             markers.append(f"[{self.order.index(pid) + 1}]")
-        rendered = _attach(claim, "".join(markers))
+        rendered = attach_marker(claim, "".join(markers))
         self.kept.append(rendered)
         return rendered
 
@@ -163,7 +168,7 @@ class Verifier:
                             fell_back=fell_back, notes=notes)
 
 
-def _attach(claim: str, markers: str) -> str:
+def attach_marker(claim: str, markers: str) -> str:
     """Put markers before the sentence's final punctuation: 'It is 4.5x faster [1].'"""
     match = re.search(r"[.!?]+[\"')\]]*$", claim)
     if match:

@@ -71,7 +71,7 @@ def evidence_spans(abstract: str) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def stemmer():
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -91,7 +91,7 @@ def content_terms(text: str, *, question: bool = False) -> list[str]:
     """Lower-cased, stemmed words without stop words (and, for questions, without question boilerplate)."""
     stop = _stopwords() if question else frozenset(_stopwords() - _QUESTION_STOPWORDS)
     words = [w for w in _TOKEN.findall(text.casefold()) if w not in stop]
-    return _stemmer().stemWords(words)
+    return stemmer().stemWords(words)
 
 
 class TermWeights:

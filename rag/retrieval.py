@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 
 from .config import RetrievalSettings
 from .types import Hit, Paper
@@ -19,17 +17,13 @@ from .types import Hit, Paper
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 
 
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def bm25_tokens(texts: list[str]) -> list[list[str]]:
+def bm25_tokens(texts: list[str], return_ids: bool = False):
+    """The one tokenization for BM25, at index and at query time: lower-cased, English stop words out, stemmed."""
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
+    from .evidence import stemmer
+
+    return bm25s.tokenize(texts, stopwords="en", stemmer=stemmer(), return_ids=return_ids, show_progress=False)
 
 
 def bm25_text(paper: Paper) -> str:
@@ -43,8 +37,7 @@ def build_bm25(directory: Path, papers: list[Paper]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     retriever = bm25s.BM25()
     if papers:
-        tokenized = bm25s.tokenize([bm25_text(p) for p in papers], stopwords="en", stemmer=_stemmer(),
-                                   show_progress=False)
+        tokenized = bm25_tokens([bm25_text(p) for p in papers], return_ids=True)
         retriever.index(tokenized, show_progress=False)
         retriever.save(str(directory), show_progress=False)
     (directory / "paper_ids.json").write_text(json.dumps([p.id for p in papers]))

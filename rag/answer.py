@@ -57,7 +57,7 @@ class AnswerChain:
         if llm is None and settings.llm.base_url:
             from .llm import LLMClient
 
-            llm = LLMClient(settings.llm)
+            llm = LLMClient.from_settings(settings.llm)
         self.llm = llm
 
     @property
@@ -175,13 +175,15 @@ class AnswerChain:
         numbered: dict = {}
         blocks: list[str] = []
         used = 0
-        for pe in evidence:
+        as_list = is_list_question(question)
+        for pe in evidence[: None if as_list else llm_cfg.max_sources]:
             n = len(numbered) + 1
-            block = f"[{n}] {defang(pe.hit.paper.title)}\n{defang(pe.hit.paper.abstract)}"
+            head = f"[{n}] {defang(pe.hit.paper.title)}\n"
+            excerpt = " ".join(defang(e.text) for e in sorted(pe.sentences, key=lambda e: e.start))
+            block = head + (defang(pe.hit.paper.abstract) if llm_cfg.evidence == "abstracts" else excerpt)
             cost = count_tokens(block, llm_cfg.encoding)
             if used + cost > budget:
-                block = f"[{n}] {defang(pe.hit.paper.title)}\n" + " ".join(
-                    defang(e.text) for e in sorted(pe.sentences, key=lambda e: e.start))
+                block = head + excerpt
                 cost = count_tokens(block, llm_cfg.encoding)
                 if used + cost > budget:
                     break
@@ -198,9 +200,9 @@ class AnswerChain:
                       completion_tokens=completion.completion_tokens)
         papers = {p.id: p for p in numbered.values()}
         if not verifier.kept:
-            if "refusal" in verifier.notes:
-                return self._abstain(base, on_token, usage, verifier.report())
-            return self._extractive(evidence, is_list_question(question), base, on_token,
-                                    verification=verifier.report(fell_back=True), usage=usage)
+            if "refusal" in verifier.notes and llm_cfg.on_refusal == "abstain":
+                return self._abstain(base, on_token, usage, verifier.report(raw_text=completion.text))
+            return self._extractive(evidence, as_list, base, on_token,
+                                    verification=verifier.report(fell_back=True, raw_text=completion.text), usage=usage)
         return Answer(text=" ".join(verifier.kept), citations=verifier.citations(papers), abstained=False,
-                      usage=usage, verification=verifier.report(), **base)
+                      usage=usage, verification=verifier.report(raw_text=completion.text), **base)

@@ -64,16 +64,19 @@ class Conversation:
                                   "to refer to")
         context = self._context_papers(chain)
         focus = tuple(pid for pid, _ in context)
+        titles = "; ".join(title for _, title in context)
         if chain.llm is not None:
             try:
                 rewritten = self._condense_with_llm(question, chain.llm)
                 if rewritten:
-                    return rewritten, rewritten, focus, None
+                    # Small models condense loosely; the earlier turn's titles keep retrieval on its papers.
+                    standalone = f"{rewritten} ({titles})" if titles else rewritten
+                    return standalone, standalone, focus, None
             except LLMError:
                 pass
         if not context:
             return "", None, (), None
-        standalone = f"{question} ({'; '.join(title for _, title in context)})"
+        standalone = f"{question} ({titles})"
         return standalone, standalone, focus, None
 
     def _context_papers(self, chain) -> list[tuple[str, str]]:

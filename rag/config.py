@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Literal, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -95,6 +95,15 @@ class LLMSettings(_Group):
     max_tokens: int = Field(400, ge=16, description="Completion token limit.")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
+    evidence: Literal["sentences", "abstracts"] = Field(
+        "sentences", description="What each prompt source shows: the selected evidence sentences (short, fast prompts) "
+        "or whole abstracts. Chosen on evals/qa.jsonl.")
+    max_sources: int = Field(5, ge=1, le=20, description="Papers put in the prompt (list questions use all selected).")
+    on_refusal: Literal["abstain", "extractive"] = Field(
+        "extractive", description="When the model declines although the calibrated abstention gate found evidence: "
+        "abstain, or show the verified extractive answer. Chosen on evals/qa.jsonl (README, LLM backend).")
+    local_model: str = Field("qwen2.5-coder-0.5b", description="Bundled GGUF model used by `--llm local` / `rag llm serve`.")
+    local_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
 
 
 class Settings(BaseSettings):

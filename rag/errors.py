@@ -40,3 +40,7 @@ class LLMError(RagError):
 
 class PromptError(RagError):
     """A prompt template is missing or lacks a required placeholder."""
+
+
+class LocalModelError(LLMError):
+    """A bundled local model is not installed, fails its checksum, or its server did not start."""

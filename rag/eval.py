@@ -21,6 +21,7 @@ from typing import Callable
 
 from .corpus import title_key
 from .errors import EvalFileError
+from .types import Verification
 
 REQUIRED = {"id": str, "question": str, "expected_papers": list, "must_include": list, "answerable": bool, "kind": str}
 METRICS = ["recall@1", "recall@5", "recall@10", "mrr", "citation_precision", "citation_recall", "fact_hit",
@@ -161,6 +162,27 @@ class RowResult:
     completion_tokens: int = 0
     failed: list[str] = field(default_factory=list)
     support: float | None = None
+    verification: Verification | None = None
+
+
+def verification_summary(rows: list[RowResult]) -> dict | None:
+    """What verification did to the model's raw answers (None when no row was written by an LLM)."""
+    checked = [r.verification for r in rows if r.verification is not None and r.verification.raw_text]
+    if not checked:
+        return None
+    from .citations import split_claims
+
+    raw_sentences = sum(len(split_claims(v.raw_text)) for v in checked)
+    return {
+        "llm_answers": len(checked),
+        "raw_sentences": raw_sentences,
+        "kept_sentences": sum(v.kept_sentences for v in checked),
+        "removed_sentences": sum(v.removed_sentences for v in checked),
+        "dropped_citations": sum(v.dropped_citations for v in checked),
+        "reattributed_answers": sum(1 for v in checked if any(n.startswith("reattributed") for n in v.notes)),
+        "model_refusals": sum(1 for v in checked if "refusal" in v.notes),
+        "fell_back_to_extractive": sum(1 for v in checked if v.fell_back),
+    }
 
 
 def summarize(rows: list[RowResult]) -> dict:
@@ -230,7 +252,8 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         retrieved = [h.paper.title for h in retriever.search(query, max(10, k or 0))]
         row = RowResult(item=item, answer_text=answer.text, abstained=answer.abstained,
                         cited=[c.title for c in answer.citations], retrieved=retrieved, latency=latency,
-                        prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens)
+                        prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
+                        verification=answer.verification)
         row.failed = failed_checks(row)
         rows.append(row)
         if progress:
@@ -240,10 +263,12 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         "backend": assistant.chain.backend_name,
         "overall": summarize(rows),
         "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
+        "verification": verification_summary(rows),
         "rows": [
             {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
              "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
-             "failed": r.failed, "latency_s": round(r.latency, 4)}
+             "failed": r.failed, "latency_s": round(r.latency, 4),
+             "raw_llm_answer": r.verification.raw_text if r.verification else ""}
             for r in rows
         ],
     }
@@ -264,6 +289,13 @@ def markdown_report(report: dict, title: str = "") -> str:
     slices = [("**overall**", report["overall"])] + list(report["by_kind"].items())
     for name, metrics in slices:
         lines.append(f"| {name} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    if report.get("verification"):
+        v = report["verification"]
+        lines += ["", f"Verification of {v['llm_answers']} LLM answers: {v['raw_sentences']} raw sentences, "
+                  f"{v['kept_sentences']} kept, {v['removed_sentences']} removed as unsupported, "
+                  f"{v['dropped_citations']} citations dropped, {v['reattributed_answers']} answers with re-attributed "
+                  f"sentences, {v['model_refusals']} model refusals, {v['fell_back_to_extractive']} fell back to the "
+                  "extractive answer."]
     return "\n".join(lines)
 
 

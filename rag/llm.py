@@ -63,6 +63,19 @@ class LLMClient:
             max_retries=settings.max_retries,
         )
 
+    @classmethod
+    def from_settings(cls, settings: LLMSettings) -> "LLMClient":
+        """`base_url = "local"` starts the bundled model's llama.cpp server in this process and points the client at it."""
+        if settings.base_url != "local":
+            return cls(settings)
+        from .local_llm import shared_server
+
+        server = shared_server(settings.local_model, threads=settings.local_threads,
+                               context_tokens=settings.context_tokens)
+        client = cls(settings.model_copy(update={"base_url": server.base_url, "model": settings.local_model}))
+        client.server = server
+        return client
+
     @property
     def name(self) -> str:
         return f"openai-compatible:{self.settings.model}"

@@ -100,6 +100,8 @@ class Verification:
     removed_sentences: int = 0
     fell_back: bool = False
     notes: tuple[str, ...] = ()
+    kept_sentences: int = 0
+    raw_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ class Answer:
                 "dropped_citations": self.verification.dropped_citations,
                 "removed_sentences": self.verification.removed_sentences,
                 "fell_back": self.verification.fell_back,
+                "kept_sentences": self.verification.kept_sentences,
+                "raw_text": self.verification.raw_text,
             },
             "warnings": list(self.warnings),
         }

@@ -49,12 +49,30 @@ def test_invented_citations_and_uncited_claims_are_cleaned(small_assistant, serv
     assert {h.paper_id for h in answer.sources} >= {c.paper_id for c in answer.citations}
 
 
-def test_model_refusal_abstains(small_assistant, server):
+def test_model_refusal_abstains_when_configured(small_assistant, server):
     server.replies.append(Reply(f"{REFUSAL}"))
-    with _assistant(small_assistant, server.url) as assistant:
+    with _assistant(small_assistant, server.url, on_refusal="abstain") as assistant:
         answer = assistant.ask(QUESTION)
     assert answer.abstained and not answer.citations and answer.text == REFUSAL
     assert answer.sources  # what was retrieved is still reported
+
+
+def test_model_refusal_over_gate_evidence_shows_extractive_answer_by_default(small_assistant, server):
+    server.replies.append(Reply(f"{REFUSAL}"))
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert not answer.abstained and "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
+    assert answer.verification.fell_back and "refusal" in answer.verification.notes
+    assert answer.verification.raw_text == REFUSAL
+
+
+def test_echoed_source_headings_are_removed(small_assistant, server):
+    server.replies.append(lambda body: Reply(f"[{_n(body)}] {MULTIGRID} [{_n(body)}].\n"
+                                             f"It trains SlowFast 4.5x faster [{_n(body)}]."))
+    with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert answer.text == "It trains SlowFast 4.5x faster [1]."
+    assert answer.verification.removed_sentences == 1 and answer.verification.kept_sentences == 1
 
 
 def test_nothing_supported_falls_back_to_extractive(small_assistant, server):

@@ -11,7 +11,7 @@ from typing import Callable
 from .config import Settings
 from .errors import LLMError, RagError
 from .citations import attach_marker, defang
-from .evidence import EvidenceSelector, PaperEvidence, TermWeights, answer_type, content_terms, fits_answer_type
+from .evidence import EvidenceSelector, PaperEvidence, answer_type, content_terms, fits_answer_type
 from .llm import clip_tokens, count_tokens
 from .prompts import REFUSAL, load_prompt
 from .types import Answer, Citation, Hit, Usage, Verification
@@ -52,8 +52,7 @@ class AnswerChain:
         self.retriever = retriever
         self.embedder = embedder
         self.settings = settings
-        papers = list(retriever.papers.values())
-        self.selector = EvidenceSelector(embedder, TermWeights.from_texts([f"{p.title}\n{p.abstract}" for p in papers]))
+        self.selector = EvidenceSelector(embedder, retriever.term_weights())
         if llm is None and settings.llm.base_url:
             from .llm import LLMClient
 

@@ -95,6 +95,7 @@ class Assistant:
                 read.papers,
                 chunker=partial(chunk_paper, settings=self.settings.chunking, model=self.settings.embedding.model),
                 embed=self.embedder.encode,
+                embed_digest=self.embedder.model_digest,
                 progress=progress,
                 batch_papers=self.settings.index.ingest_batch,
             )

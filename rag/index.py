@@ -37,18 +37,23 @@ LOCK_FILE = ".lock"
 REBUILD_HINT = "rebuild it with `rag ingest --rebuild` (this deletes only the index directory, never your source files)"
 
 
+# Manifest keys added later, with the value every index written before them had.
+_LEGACY = {"embedding_backend": "torch"}
+
+
 def build_signature(settings: Settings) -> dict:
     """The settings an index depends on; any difference means stored vectors are not comparable."""
     return {
         "schema": SCHEMA_VERSION,
         "embedding_model": settings.embedding.model,
+        "embedding_backend": settings.embedding.backend,
         "chunk_tokens": settings.chunking.chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
     }
 
 
 def _describe(sig: dict) -> str:
-    return (f"embedding model {sig.get('embedding_model')!r}, chunks of {sig.get('chunk_tokens')} tokens "
+    return (f"embedding model {sig.get('embedding_model')!r} on {sig.get('embedding_backend')!r}, chunks of {sig.get('chunk_tokens')} tokens "
             f"with {sig.get('overlap_tokens')} overlap (schema {sig.get('schema')})")
 
 
@@ -269,7 +274,7 @@ class Index:
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(f"index manifest {self.dir / MANIFEST} is unreadable ({exc}); {REBUILD_HINT}") from None
         expected = build_signature(self.settings)
-        built = {k: self.manifest.get(k) for k in expected}
+        built = {k: self.manifest.get(k, _LEGACY.get(k)) for k in expected}
         if built != expected:
             raise IndexMismatchError(
                 f"index at {self.dir} was built with {_describe(built)}, but the current settings ask for "
@@ -338,6 +343,19 @@ class Index:
     def papers(self) -> list[Paper]:
         return self.store.all()
 
+    def check_digest(self, digest: str) -> None:
+        """Vectors from other weights (say, a re-exported ONNX file) must not be mixed with or queried against these."""
+        built = self.manifest.get("embedding_digest")
+        if built and built != digest:
+            raise IndexMismatchError(f"index at {self.dir} was embedded with model weights {built[:12]}…, but the "
+                                     f"loaded model is {digest[:12]}…; {REBUILD_HINT}")
+
+    def _check_digest(self, digest: str) -> None:
+        if self.store.count():
+            self.check_digest(digest)
+        self.manifest["embedding_digest"] = digest
+        self._write_manifest()
+
     def query(self, embedding: np.ndarray, n: int) -> list[tuple[str, str, float, int, int]]:
         """Nearest chunks as (paper_id, text, cosine similarity, start, end), best first."""
         count = self.collection.count()
@@ -359,6 +377,7 @@ class Index:
         embed: Callable[[list[str], Callable[[int], None] | None], np.ndarray],
         progress: Callable[[int, int], None] | None = None,
         batch_papers: int = 64,
+        embed_digest: Callable[[], str] | None = None,
     ) -> IngestReport:
         """Add new and changed papers; unchanged ones cost a hash comparison only."""
         assert self.write and self.store is not None
@@ -383,6 +402,8 @@ class Index:
         if source_updates:
             self.store.set_sources(source_updates)
         if todo:
+            if embed_digest is not None:  # before anything is written: a refused ingest leaves the index as it was
+                self._check_digest(embed_digest())
             self.manifest["state"] = "ingesting"
             self._write_manifest()
             chunked = [(paper, chunker(paper)) for paper in todo]
@@ -402,7 +423,7 @@ class Index:
                 batch = chunked[start : start + batch_papers]
                 chunks = [c for _, cs in batch for c in cs]
                 vectors = embed([c.embed_text for c in chunks], tick)
-                self._replace_chunks([p.id for p, _ in batch], chunks, vectors)
+                self._replace_chunks([p.id for p, _ in batch if p.id in stored], chunks, vectors)
                 self.store.upsert((p, len(cs)) for p, cs in batch)
                 report.chunks_embedded += len(chunks)
             report.embed_seconds = time.perf_counter() - embed_started
@@ -420,15 +441,19 @@ class Index:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _replace_chunks(self, paper_ids: list[str], chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def _replace_chunks(self, changed_ids: list[str], chunks: list[Chunk], vectors: np.ndarray) -> None:
+        """Upsert by deterministic chunk id: vectors a killed ingest left behind are overwritten, not duplicated.
+        Only changed papers can have stale extra chunks, so only they pay a filtered delete (one more server
+        round trip and metadata lookup per batch otherwise)."""
         collection = self.collection
-        collection.delete(where={"paper_id": {"$in": paper_ids}})
+        if changed_ids:
+            collection.delete(where={"paper_id": {"$in": changed_ids}})
         if not chunks:
             return
         limit = 5000
         for start in range(0, len(chunks), limit):
             part = chunks[start : start + limit]
-            collection.add(
+            collection.upsert(
                 ids=[c.id for c in part],
                 embeddings=vectors[start : start + limit],
                 documents=[c.text for c in part],

@@ -1,0 +1,149 @@
+"""Scale runs on a real Chroma server (`chroma run`, started here on 127.0.0.1) with `rag` pointed at it by
+settings: synthetic corpora of 1k / 10k / 100k abstract-like records (bench/synth_corpus.py), each ingested with
+the `rag ingest` command, then searched warm in-process. Reports ingest throughput, disk, retrieval latency and
+BM25 memory per size, and how each grows per 10× more records.
+
+    .venv/bin/python bench/scale.py [--sizes 1000,10000,100000] [--work /tmp/rag-scale]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Timer, dir_mb, ms, pct, rss_mb  # noqa: E402
+from synth_corpus import write  # noqa: E402
+
+
+def start_chroma(path: Path, port: int) -> subprocess.Popen:
+    chroma = Path(sys.executable).parent / "chroma"
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("chroma server did not start")
+
+
+def measure(n: int, work: Path, port: int) -> dict:
+    import rag  # noqa: F401
+    from rag.assistant import Assistant
+    from rag.config import load_settings
+    from rag.retrieval import BM25Index
+
+    data = write(n, work / f"synth-{n}.jsonl")
+    chroma_dir, index_dir = work / f"chroma-{n}", work / f"index-{n}"
+    for d in (chroma_dir, index_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    server = start_chroma(chroma_dir, port)
+    try:
+        env = {**os.environ, "RAG_INDEX__CHROMA_HOST": "127.0.0.1", "RAG_INDEX__CHROMA_PORT": str(port),
+               "RAG_INDEX__COLLECTION": f"synth-{n}"}
+        with Timer() as t:
+            done = subprocess.run([sys.executable, "-m", "rag.cli", "--index-dir", str(index_dir), "ingest", str(data)],
+                                  env=env, check=True, capture_output=True, text=True)
+        chunks = int(re.search(r"(\d+) chunks embedded", done.stdout).group(1))
+        out = {"records": n, "chunks": chunks, "ingest_s": t.seconds, "records_per_s": n / t.seconds,
+               "chunks_per_s": chunks / t.seconds, "chroma_disk_mb": dir_mb(chroma_dir),
+               "index_disk_mb": dir_mb(index_dir), "bm25_disk_mb": dir_mb(index_dir / "bm25")}
+
+        before = rss_mb()
+        bm25 = BM25Index(index_dir / "bm25")
+        out["bm25_rss_mb"] = rss_mb() - before
+        del bm25
+
+        settings = load_settings(index={"dir": str(index_dir), "chroma_host": "127.0.0.1", "chroma_port": port,
+                                        "collection": f"synth-{n}"})
+        assistant = Assistant(settings, build_if_missing=False)
+        with Timer() as t:
+            retriever = assistant.retriever
+            retriever.search("warm up", 5)
+        out["open_s"] = t.seconds
+        rng = random.Random(1)
+        records = [json.loads(line) for line in data.read_text().splitlines()]
+        queries = []
+        for record in rng.sample(records, 100):
+            words = rng.choice(re.split(r"(?<=\.)\s+", record["abstract"])).split()
+            queries.append(" ".join(words[:12]))
+        timings: dict[str, list[float]] = {"dense": [], "bm25": [], "fused": []}
+        for q in queries:
+            for name, call in (("dense", lambda: retriever.dense(q, 50)), ("bm25", lambda: retriever.bm25.search(q, 50)),
+                               ("fused", lambda: retriever.search(q, 5))):
+                started = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - started)
+        for name, values in timings.items():
+            out[f"{name}_p50_s"], out[f"{name}_p95_s"] = pct(values, 50), pct(values, 95)
+        with Timer() as t:
+            chain = assistant.chain
+        out["chain_open_s"] = t.seconds
+        asks = []
+        for q in queries[:20]:
+            started = time.perf_counter()
+            chain.ask(q)
+            asks.append(time.perf_counter() - started)
+        out["ask_p50_s"] = pct(asks, 50)
+        out["client_rss_mb"] = rss_mb()
+        out["server_rss_mb"] = rss_mb(server.pid)
+        assistant.close()
+        return out
+    finally:
+        os.killpg(server.pid, 9)
+        server.wait()
+
+
+def table(results: list[dict]) -> str:
+    cols = [("records", "{records}"), ("chunks", "{chunks}"), ("ingest", "{ingest_s:.0f} s"),
+            ("records/s", "{records_per_s:.0f}"), ("chroma disk", "{chroma_disk_mb:.0f} MB"),
+            ("index disk (SQLite+BM25)", "{index_disk_mb:.0f} MB"), ("BM25 RSS", "{bm25_rss_mb:.0f} MB"),
+            ("open + 1st search", "{open_s:.1f} s"), ("dense p50/p95", "{dense}"), ("BM25 p50/p95", "{bm25}"),
+            ("fused p50/p95", "{fused}"), ("ask p50", "{ask}"), ("client RSS", "{client_rss_mb:.0f} MB"),
+            ("server RSS", "{server_rss_mb:.0f} MB")]
+    lines = ["| " + " | ".join(c for c, _ in cols) + " |", "|---" * len(cols) + "|"]
+    for r in results:
+        extra = {k: f"{ms(r[f'{k}_p50_s'])} / {ms(r[f'{k}_p95_s'])}" for k in ("dense", "bm25", "fused")}
+        extra["ask"] = ms(r["ask_p50_s"])
+        lines.append("| " + " | ".join(f.format(**r, **extra) for _, f in cols) + " |")
+    lines.append("")
+    for a, b in zip(results, results[1:]):
+        g = b["records"] / a["records"]
+        lines.append(f"{a['records']} → {b['records']} ({g:.0f}× records): ingest time ×{b['ingest_s'] / a['ingest_s']:.1f}, "
+                     f"chroma disk ×{b['chroma_disk_mb'] / a['chroma_disk_mb']:.1f}, BM25 RSS "
+                     f"×{b['bm25_rss_mb'] / max(a['bm25_rss_mb'], 0.1):.1f}, dense p50 ×{b['dense_p50_s'] / a['dense_p50_s']:.2f}, "
+                     f"BM25 p50 ×{b['bm25_p50_s'] / a['bm25_p50_s']:.2f}, fused p50 ×{b['fused_p50_s'] / a['fused_p50_s']:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--work", default="/tmp/rag-scale")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n in map(int, args.sizes.split(",")):
+        results.append(measure(n, work, args.port))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    print(table(results))
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    (ROOT / "bench" / "results" / "scale.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -57,7 +57,8 @@ def measure(n: int, work: Path, port: int) -> dict:
             done = subprocess.run([sys.executable, "-m", "rag.cli", "--index-dir", str(index_dir), "ingest", str(data)],
                                   env=env, check=True, capture_output=True, text=True)
         chunks = int(re.search(r"(\d+) chunks embedded", done.stdout).group(1))
-        out = {"records": n, "chunks": chunks, "ingest_s": t.seconds, "records_per_s": n / t.seconds,
+        words = sum(len(json.loads(line)["abstract"].split()) for line in data.read_text().splitlines())
+        out = {"records": n, "chunks": chunks, "words_per_record": words / n, "ingest_s": t.seconds, "records_per_s": n / t.seconds,
                "chunks_per_s": chunks / t.seconds, "chroma_disk_mb": dir_mb(chroma_dir),
                "index_disk_mb": dir_mb(index_dir), "bm25_disk_mb": dir_mb(index_dir / "bm25")}
 

@@ -6,6 +6,8 @@ used, and a question that points back at nothing gets a note saying so.
 """
 from __future__ import annotations
 
+import threading
+
 import re
 from typing import Callable
 
@@ -40,10 +42,14 @@ class Conversation:
     def last(self) -> Answer | None:
         return self.answers[-1] if self.answers else None
 
-    def ask(self, question: str, *, k: int | None = None, on_token: Callable[[str], None] | None = None) -> Answer:
+    def ask(self, question: str, *, k: int | None = None, on_token: Callable[[str], None] | None = None,
+            cancel: threading.Event | None = None) -> Answer:
+        """Answer and remember the turn; a turn cancelled meanwhile (Ctrl-C in the REPL) is not remembered."""
         chain = self.assistant.chain
         standalone, query, focus, note = self._resolve(question, chain)
         answer = chain.ask(question, k=k, on_token=on_token, retrieval_query=query, standalone=standalone, focus=focus)
+        if cancel is not None and cancel.is_set():
+            return answer
         if note:
             from dataclasses import replace
 

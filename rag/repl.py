@@ -3,6 +3,7 @@ one question per line when input is piped, so sessions can be scripted and teste
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +20,10 @@ HELP = """commands:
   /reset       forget the conversation
   /k N         retrieve N papers per question
   /quit        leave (Ctrl-D too); Ctrl-C stops the current answer"""
+
+
+class _Cancelled(Exception):
+    """Raised in the answering thread once the user pressed Ctrl-C."""
 
 
 class Repl:
@@ -92,21 +97,42 @@ class Repl:
         self.console.print(escape(paper.abstract))
 
     def answer(self, question: str) -> None:
+        """The answer is computed in a worker thread while this (main) thread waits in short joins: a Ctrl-C then
+        stops the turn at once, even while the worker is blocked in a network read that a signal would not
+        interrupt (a signal may be delivered to any of the process's threads, e.g. onnxruntime's)."""
         streamed: list[str] = []
+        cancel = threading.Event()
+        result: dict = {}
 
         def on_token(text: str) -> None:
+            if cancel.is_set():
+                raise _Cancelled()  # ends the LLM stream; nothing more is printed for this turn
             streamed.append(text)
             self.console.print(escape(text), end="", highlight=False)
             self.console.file.flush()
 
+        def work() -> None:
+            try:
+                result["answer"] = self.conversation.ask(question, k=self.k, on_token=on_token, cancel=cancel)
+            except BaseException as exc:  # handed to the main thread
+                result["error"] = exc
+
+        worker = threading.Thread(target=work, name="rag-answer", daemon=True)
+        worker.start()
         try:
-            answer = self.conversation.ask(question, k=self.k, on_token=on_token)
+            while worker.is_alive():
+                worker.join(0.05)
         except KeyboardInterrupt:
+            cancel.set()
             self.console.print("\n[yellow](answer stopped; the session goes on)[/yellow]")
             return
-        except RagError as exc:
-            self.console.print(f"[red]error:[/red] {escape(str(exc))}")
+        error = result.get("error")
+        if isinstance(error, RagError):
+            self.console.print(f"[red]error:[/red] {escape(str(error))}")
             return
+        if error is not None:
+            raise error
+        answer = result["answer"]
         if not streamed:
             self.console.print(escape(answer.text), end="", highlight=False)
         self.console.print()

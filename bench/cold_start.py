@@ -50,7 +50,7 @@ def main() -> None:
         timed_ask(Path(index), backend)  # the first run after a build also pays for cold page cache
         runs = [timed_ask(Path(index), backend) for _ in range(args.runs)]
         rows[backend] = ([r[0] for r in runs], [r[1] for r in runs])
-    print(f"| backend | to first answer byte p50 (max) | to exit p50 (max) | runs |\n|---|---|---|---|")
+    print("| backend | to first answer byte p50 (max) | to exit p50 (max) | runs |\n|---|---|---|---|")
     for backend, (first, total) in rows.items():
         print(f"| {backend} | {pct(first, 50):.2f} s ({max(first):.2f} s) | {pct(total, 50):.2f} s ({max(total):.2f} s) "
               f"| {len(first)} |")

@@ -57,3 +57,18 @@ def retrieval_quality(search, items) -> dict:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
+
+
+def retrieval_latency(retriever, queries: list[str]) -> dict:
+    """Warm p50/p95 of dense (top 50 chunks), BM25 (top 50) and the fused search (top 5) over the same queries."""
+    timings: dict[str, list[float]] = {"dense": [], "bm25": [], "fused": []}
+    for q in queries:
+        for name, call in (("dense", lambda: retriever.dense(q, 50)), ("bm25", lambda: retriever.bm25.search(q, 50)),
+                           ("fused", lambda: retriever.search(q, 5))):
+            started = time.perf_counter()
+            call()
+            timings[name].append(time.perf_counter() - started)
+    out = {}
+    for name, values in timings.items():
+        out[f"{name}_p50_s"], out[f"{name}_p95_s"] = pct(values, 50), pct(values, 95)
+    return out

@@ -16,11 +16,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import QA, ROOT, Timer, ms, pct, rss_mb, retrieval_quality  # noqa: E402
+from common import QA, ROOT, Timer, ms, retrieval_latency, retrieval_quality, rss_mb  # noqa: E402
 
 
 def one(backend: str, run_eval: bool) -> dict:
@@ -70,16 +69,7 @@ def one(backend: str, run_eval: bool) -> dict:
     questions = [i.question for i in items]
     for q in questions[:5]:
         retriever.search(q, 5)
-    timings: dict[str, list[float]] = {"dense": [], "bm25": [], "fused": []}
-    for q in questions:
-        for name, call in (("dense", lambda: retriever.dense(q, 50)), ("bm25", lambda: retriever.bm25.search(q, 50)),
-                           ("fused", lambda: retriever.search(q, 5))):
-            started = time.perf_counter()
-            call()
-            timings[name].append(time.perf_counter() - started)
-    for name, values in timings.items():
-        out[f"{name}_p50_s"] = pct(values, 50)
-        out[f"{name}_p95_s"] = pct(values, 95)
+    out.update(retrieval_latency(retriever, questions))
     out["rss_mb"] = rss_mb()
     if run_eval:
         report = eval_run(assistant, items)

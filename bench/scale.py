@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Timer, dir_mb, ms, pct, rss_mb  # noqa: E402
+from common import ROOT, Timer, dir_mb, ms, pct, retrieval_latency, rss_mb  # noqa: E402
 from synth_corpus import write  # noqa: E402
 
 
@@ -39,11 +39,21 @@ def start_chroma(path: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("chroma server did not start")
 
 
+def bm25_memory(index_dir: Path) -> dict:
+    """BM25 index memory, in a fresh process: RSS growth on load, and the bytes of its score arrays."""
+    code = ("import json, sys; sys.path.insert(0, %r); from common import rss_mb; import rag, bm25s, numpy; "
+            "from rag.retrieval import BM25Index; from pathlib import Path; before = rss_mb(); "
+            "b = BM25Index(Path(%r)); arrays = sum(getattr(v, 'nbytes', 0) for v in b.retriever.scores.values()); "
+            "print(json.dumps({'bm25_rss_mb': rss_mb() - before, 'bm25_arrays_mb': arrays / 1e6, "
+            "'bm25_vocab': len(b.retriever.vocab_dict)}))") % (str(Path(__file__).parent), str(index_dir / "bm25"))
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def measure(n: int, work: Path, port: int) -> dict:
     import rag  # noqa: F401
     from rag.assistant import Assistant
     from rag.config import load_settings
-    from rag.retrieval import BM25Index
 
     data = write(n, work / f"synth-{n}.jsonl")
     chroma_dir, index_dir = work / f"chroma-{n}", work / f"index-{n}"
@@ -62,10 +72,7 @@ def measure(n: int, work: Path, port: int) -> dict:
                "chunks_per_s": chunks / t.seconds, "chroma_disk_mb": dir_mb(chroma_dir),
                "index_disk_mb": dir_mb(index_dir), "bm25_disk_mb": dir_mb(index_dir / "bm25")}
 
-        before = rss_mb()
-        bm25 = BM25Index(index_dir / "bm25")
-        out["bm25_rss_mb"] = rss_mb() - before
-        del bm25
+        out.update(bm25_memory(index_dir))
 
         settings = load_settings(index={"dir": str(index_dir), "chroma_host": "127.0.0.1", "chroma_port": port,
                                         "collection": f"synth-{n}"})
@@ -80,15 +87,7 @@ def measure(n: int, work: Path, port: int) -> dict:
         for record in rng.sample(records, 100):
             words = rng.choice(re.split(r"(?<=\.)\s+", record["abstract"])).split()
             queries.append(" ".join(words[:12]))
-        timings: dict[str, list[float]] = {"dense": [], "bm25": [], "fused": []}
-        for q in queries:
-            for name, call in (("dense", lambda: retriever.dense(q, 50)), ("bm25", lambda: retriever.bm25.search(q, 50)),
-                               ("fused", lambda: retriever.search(q, 5))):
-                started = time.perf_counter()
-                call()
-                timings[name].append(time.perf_counter() - started)
-        for name, values in timings.items():
-            out[f"{name}_p50_s"], out[f"{name}_p95_s"] = pct(values, 50), pct(values, 95)
+        out.update(retrieval_latency(retriever, queries))
         with Timer() as t:
             chain = assistant.chain
         out["chain_open_s"] = t.seconds
@@ -110,7 +109,7 @@ def measure(n: int, work: Path, port: int) -> dict:
 def table(results: list[dict]) -> str:
     cols = [("records", "{records}"), ("chunks", "{chunks}"), ("ingest", "{ingest_s:.0f} s"),
             ("records/s", "{records_per_s:.0f}"), ("chroma disk", "{chroma_disk_mb:.0f} MB"),
-            ("index disk (SQLite+BM25)", "{index_disk_mb:.0f} MB"), ("BM25 RSS", "{bm25_rss_mb:.0f} MB"),
+            ("index disk (SQLite+BM25)", "{index_disk_mb:.0f} MB"), ("BM25 RSS (arrays)", "{bm25_rss_mb:.0f} MB ({bm25_arrays_mb:.0f} MB)"),
             ("open + 1st search", "{open_s:.1f} s"), ("dense p50/p95", "{dense}"), ("BM25 p50/p95", "{bm25}"),
             ("fused p50/p95", "{fused}"), ("ask p50", "{ask}"), ("client RSS", "{client_rss_mb:.0f} MB"),
             ("server RSS", "{server_rss_mb:.0f} MB")]
@@ -123,8 +122,8 @@ def table(results: list[dict]) -> str:
     for a, b in zip(results, results[1:]):
         g = b["records"] / a["records"]
         lines.append(f"{a['records']} → {b['records']} ({g:.0f}× records): ingest time ×{b['ingest_s'] / a['ingest_s']:.1f}, "
-                     f"chroma disk ×{b['chroma_disk_mb'] / a['chroma_disk_mb']:.1f}, BM25 RSS "
-                     f"×{b['bm25_rss_mb'] / max(a['bm25_rss_mb'], 0.1):.1f}, dense p50 ×{b['dense_p50_s'] / a['dense_p50_s']:.2f}, "
+                     f"chroma disk ×{b['chroma_disk_mb'] / a['chroma_disk_mb']:.1f}, BM25 arrays "
+                     f"×{b['bm25_arrays_mb'] / a['bm25_arrays_mb']:.1f}, dense p50 ×{b['dense_p50_s'] / a['dense_p50_s']:.2f}, "
                      f"BM25 p50 ×{b['bm25_p50_s'] / a['bm25_p50_s']:.2f}, fused p50 ×{b['fused_p50_s'] / a['fused_p50_s']:.2f}")
     return "\n".join(lines)
 
@@ -134,8 +133,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--work", default="/tmp/rag-scale")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--table-only", action="store_true",
+                        help="re-measure BM25 memory on the indexes in --work and print the table from the JSON")
     args = parser.parse_args()
     work = Path(args.work)
+    if args.table_only:
+        results = json.loads((ROOT / "bench" / "results" / "scale.json").read_text())
+        for r in results:
+            r.update(bm25_memory(work / f"index-{r['records']}"))
+        (ROOT / "bench" / "results" / "scale.json").write_text(json.dumps(results, indent=2))
+        print(table(results))
+        return
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for n in map(int, args.sizes.split(",")):

@@ -129,5 +129,6 @@ class Assistant:
             "papers": len(self.retriever.papers),
             "chunks": index.manifest.get("chunks"),
             "embedding_model": index.manifest.get("embedding_model"),
+            "embedding_backend": index.manifest.get("embedding_backend", "torch"),
             "backend": self.chain.backend_name,
         }

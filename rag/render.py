@@ -45,6 +45,10 @@ def print_references(console: Console, answer: Answer) -> None:
 def print_answer(console: Console, answer: Answer) -> None:
     console.print(escape(answer.text))
     print_references(console, answer)
+    if answer.warnings and answer.sources:  # something went wrong (e.g. the LLM): show everything retrieved
+        console.print("[dim]retrieved:[/dim]")
+        for hit in answer.sources:
+            console.print(f"[dim]  {hit.rank}. {escape(hit.paper.title)} ({hit.paper_id})[/dim]")
 
 
 def print_sources(console: Console, answer: Answer | None) -> None:

@@ -41,7 +41,7 @@ class Repl:
         self.assistant.embedder.encode_one("warm-up")
         self.console.print(
             f"rag chat — index {escape(info['index_dir'])}: {info['papers']} papers, {info['chunks']} chunks, "
-            f"embeddings {escape(str(info['embedding_model']))}; answers: {escape(info['backend'])}. /help for commands.",
+            f"embeddings {escape(str(info['embedding_model']))} ({escape(str(info['embedding_backend']))}); answers: {escape(info['backend'])}. /help for commands.",
             highlight=False,
         )
 

@@ -208,3 +208,7 @@ def test_server_down_is_reported_with_sources_kept(small_assistant):
         answer = assistant.ask(QUESTION)
     assert any("cannot reach LLM endpoint" in w for w in answer.warnings)
     assert answer.sources and "4.5" in answer.text and answer.citations
+    out = _rag(small_assistant, "ask", QUESTION, "--llm", other.base_url, "--model", MODEL)  # as a user sees it
+    assert out.returncode == 0 and "note: cannot reach LLM endpoint" in " ".join(out.stdout.split())
+    assert "References" in out.stdout and "retrieved:" in out.stdout
+    assert "1. A Multigrid Method for Efficiently Training Video Models" in out.stdout

@@ -6,9 +6,8 @@ used, and a question that points back at nothing gets a note saying so.
 """
 from __future__ import annotations
 
-import threading
-
 import re
+import threading
 from typing import Callable
 
 from .errors import LLMError

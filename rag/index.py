@@ -356,17 +356,27 @@ class Index:
         self.manifest["embedding_digest"] = digest
         self._write_manifest()
 
-    def query(self, embedding: np.ndarray, n: int) -> list[tuple[str, str, float, int, int]]:
-        """Nearest chunks as (paper_id, text, cosine similarity, start, end), best first."""
-        count = self.collection.count()
+    def query(self, embedding: np.ndarray, n: int) -> list[tuple[str, float]]:
+        """Nearest chunks as (chunk id, cosine similarity), best first."""
+        count = self._chunk_count()
         if count == 0:
             return []
         result = self.collection.query(query_embeddings=[embedding.astype(np.float32)], n_results=min(n, count),
-                                       include=["metadatas", "documents", "distances"])
-        out = []
-        for meta, doc, dist in zip(result["metadatas"][0], result["documents"][0], result["distances"][0]):
-            out.append((str(meta["paper_id"]), doc, 1.0 - float(dist), int(meta["start"]), int(meta["end"])))
-        return out
+                                       include=["distances"])
+        return [(str(cid), 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
+
+    def chunk_texts(self, chunk_ids: list[str]) -> dict[str, tuple[str, int]]:
+        """Text and start offset of a few chunks, by id (for the snippets of the hits shown)."""
+        if not chunk_ids:
+            return {}
+        got = self.collection.get(ids=list(dict.fromkeys(chunk_ids)), include=["documents", "metadatas"])
+        return {cid: (doc, int(meta["start"])) for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    def _chunk_count(self) -> int:
+        """A complete index knows its size from the manifest; asking a Chroma server costs a round trip per query."""
+        if not self.write and self.manifest.get("state") == "complete" and self.manifest.get("chunks") is not None:
+            return int(self.manifest["chunks"])
+        return self.collection.count()
 
     # ---- writing ---------------------------------------------------------------------------------
     def ingest(

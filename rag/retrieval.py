@@ -182,8 +182,7 @@ class _Candidate:
     bm25_rank: int | None = None
     bm25_score: float | None = None
     title_match: bool = False
-    snippet: str = ""
-    snippet_start: int = 0
+    chunk_id: str = ""
 
 
 def fuse(
@@ -192,11 +191,11 @@ def fuse(
     titles: list[str],
     settings: RetrievalSettings,
 ) -> list[tuple[str, float, _Candidate]]:
-    """Weighted RRF over per-paper rankings. `dense` holds (paper_id, score, snippet, start), best first."""
+    """Weighted RRF over per-paper rankings. `dense` holds (paper_id, score, best chunk id), best first."""
     cands: dict[str, _Candidate] = {}
-    for rank, (pid, score, snippet, start) in enumerate(dense, 1):
+    for rank, (pid, score, chunk_id) in enumerate(dense, 1):
         c = cands.setdefault(pid, _Candidate())
-        c.dense_rank, c.dense_score, c.snippet, c.snippet_start = rank, score, snippet, start
+        c.dense_rank, c.dense_score, c.chunk_id = rank, score, chunk_id
     for rank, (pid, score) in enumerate(bm25, 1):
         c = cands.setdefault(pid, _Candidate())
         c.bm25_rank, c.bm25_score = rank, score
@@ -237,16 +236,18 @@ class Retriever:
             return TermWeights.load(path)
         return TermWeights.from_texts([f"{p.title}\n{p.abstract}" for p in self.papers.values()])  # older index
 
-    def dense(self, question: str, n: int) -> list[tuple[str, float, str, int]]:
-        """Best chunk per paper: (paper_id, cosine, chunk text, start), best first."""
+    def dense(self, question: str, n: int) -> list[tuple[str, float, str]]:
+        """Best chunk per paper: (paper_id, cosine, chunk id), best first. Only ids and distances come back
+        from Chroma: fetching 50 chunks' metadata per query cost ~50-120 ms on a 100k-chunk server."""
         vector = self.embedder.encode_one(question)
         if not self._digest_checked:
             self.index.check_digest(self.embedder.model_digest())
             self._digest_checked = True
-        best: dict[str, tuple[str, float, str, int]] = {}
-        for pid, text, score, start, _end in self.index.query(vector, n):
+        best: dict[str, tuple[str, float, str]] = {}
+        for chunk_id, score in self.index.query(vector, n):
+            pid = chunk_id.rsplit("#", 1)[0]
             if pid in self.papers and (pid not in best or score > best[pid][1]):
-                best[pid] = (pid, score, text, start)
+                best[pid] = (pid, score, chunk_id)
         return sorted(best.values(), key=lambda item: -item[1])
 
     def search(self, question: str, k: int | None = None, focus: tuple[str, ...] = ()) -> list[Hit]:
@@ -257,9 +258,11 @@ class Retriever:
                    if pid in self.papers]
         titles = self.titles.match(question) + [pid for pid in focus if pid in self.papers]
         hits = []
-        for rank, (pid, score, c) in enumerate(fuse(dense, lexical, titles, self.settings)[:k], 1):
+        top = fuse(dense, lexical, titles, self.settings)[:k]
+        chunks = self.index.chunk_texts([c.chunk_id for _, _, c in top if c.chunk_id])
+        for rank, (pid, score, c) in enumerate(top, 1):
             paper = self.papers[pid]
-            snippet, start = c.snippet, c.snippet_start
+            snippet, start = chunks.get(c.chunk_id, ("", 0))
             if not snippet:
                 snippet, start = paper.abstract[:400], 0
             hits.append(Hit(paper=paper, score=score, rank=rank, dense_score=c.dense_score, bm25_score=c.bm25_score,

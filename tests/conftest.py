@@ -102,3 +102,15 @@ def full_assistant(tmp_path_factory):
 
 def words(text: str) -> str:
     return re.sub(r"\s+", " ", text)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name the tests that ran against real servers, so a CI log shows they ran (and passed) at all."""
+    for module, what in (("test_local_llm.py", "real llama.cpp server + bundled Qwen 0.5B"),
+                         ("test_chroma_server.py", "real `chroma run` server")):
+        for outcome in ("passed", "failed", "skipped"):
+            reports = [r for r in terminalreporter.stats.get(outcome, [])
+                       if getattr(r, "nodeid", "").startswith(f"tests/{module}") and r.when in ("call", "setup")]
+            names = sorted({r.nodeid.split("::")[-1] for r in reports if outcome != "passed" or r.when == "call"})
+            if names:
+                terminalreporter.write_line(f"{module} ({what}): {len(names)} {outcome}: {', '.join(names)}")

@@ -26,7 +26,7 @@ def test_results_are_one_hit_per_paper(small_assistant):
 
 def test_rrf_fusion_by_hand():
     settings = RetrievalSettings(rrf_k=60, dense_weight=1.0, bm25_weight=1.0, title_weight=1.0)
-    dense = [("a", 0.9, "", 0), ("b", 0.8, "", 0)]
+    dense = [("a", 0.9, "a#0"), ("b", 0.8, "b#1")]
     bm25 = [("b", 7.0), ("c", 3.0)]
     fused = {pid: score for pid, score, _ in fuse(dense, bm25, ["c"], settings)}
     assert abs(fused["a"] - 1 / 61) < 1e-12

@@ -2,6 +2,7 @@
 one question per line when input is piped, so sessions can be scripted and tested."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -97,9 +98,8 @@ class Repl:
         self.console.print(escape(paper.abstract))
 
     def answer(self, question: str) -> None:
-        """The answer is computed in a worker thread while this (main) thread waits in short joins: a Ctrl-C then
-        stops the turn at once, even while the worker is blocked in a network read that a signal would not
-        interrupt (a signal may be delivered to any of the process's threads, e.g. onnxruntime's)."""
+        """The answer is computed in a worker thread while this (main) thread waits in short joins, so a Ctrl-C
+        stops the turn at once whatever the worker is blocked in; a cancelled turn is not remembered."""
         streamed: list[str] = []
         cancel = threading.Event()
         result: dict = {}
@@ -142,6 +142,10 @@ class Repl:
 def run_repl(settings: Settings, k: int | None = None, history_file: Path | None = None) -> None:
     console = Console(highlight=False)
     repl = Repl(settings, console, k=k)
+    if sys.stdin.isatty():
+        # A process started in the background by a non-interactive shell inherits SIGINT *ignored*, and Python
+        # then never raises KeyboardInterrupt: a terminal chat must stop an answer on Ctrl-C however it was started.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         repl.banner()
         if sys.stdin.isatty():

@@ -85,13 +85,8 @@ def test_ctrl_c_stops_an_answer_and_keeps_the_session(small_assistant):
             while not server.requests and time.monotonic() < deadline:  # the answer is waiting on the slow server
                 time.sleep(0.05)
             started = time.monotonic()
-            # Ctrl-C. Known bug (see README): in full test runs a first SIGINT is occasionally not acted on;
-            # the test presses Ctrl-C again (at most three times) so it still catches Ctrl-C not working at all.
-            presses = 0
-            while b"session goes on" not in output and presses < 3:
-                os.kill(pid, signal.SIGINT)
-                presses += 1
-                read_until(b"session goes on", 3)
+            os.kill(pid, signal.SIGINT)  # Ctrl-C (works even if this test run inherited SIGINT ignored)
+            read_until(b"session goes on", 20)
             stopped_after = time.monotonic() - started
             mark = len(output)
             os.write(fd, b"What is DEUP?\r")
@@ -111,7 +106,7 @@ def test_ctrl_c_stops_an_answer_and_keeps_the_session(small_assistant):
         finally:
             os.close(fd)
     text = output.decode(errors="replace")
-    assert "session goes on" in text and stopped_after < 10, (status, presses, len(server.requests), text[-600:])
+    assert "session goes on" in text and stopped_after < 5, (status, len(server.requests), text[-600:])
     after = text.split("session goes on", 1)[1]
     assert "DEUP predicts epistemic uncertainty directly [1]." in after
     assert "DEUP: Direct Epistemic Uncertainty Prediction" in after

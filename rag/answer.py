@@ -181,11 +181,11 @@ class AnswerChain:
             excerpt = " ".join(defang(e.text) for e in sorted(pe.sentences, key=lambda e: e.start))
             block = head + (defang(pe.hit.paper.abstract) if llm_cfg.evidence == "abstracts" else excerpt)
             cost = count_tokens(block, llm_cfg.encoding)
-            if used + cost > budget:
+            if used + cost > budget and llm_cfg.evidence == "abstracts":  # the excerpt is shorter; try it
                 block = head + excerpt
                 cost = count_tokens(block, llm_cfg.encoding)
-                if used + cost > budget:
-                    break
+            if used + cost > budget:
+                break
             numbered[n] = pe.hit.paper
             blocks.append(block)
             used += cost

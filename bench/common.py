@@ -63,7 +63,8 @@ def retrieval_latency(retriever, queries: list[str]) -> dict:
     """Warm p50/p95 of dense (top 50 chunks), BM25 (top 50) and the fused search (top 5) over the same queries."""
     timings: dict[str, list[float]] = {"dense": [], "bm25": [], "fused": []}
     for q in queries:
-        for name, call in (("dense", lambda: retriever.dense(q, 50)), ("bm25", lambda: retriever.bm25.search(q, 50)),
+        for name, call in (("dense", lambda: retriever.dense(retriever.embed(q), 50)),
+                           ("bm25", lambda: retriever.index.bm25.search(q, 50)),
                            ("fused", lambda: retriever.search(q, 5))):
             started = time.perf_counter()
             call()

@@ -14,7 +14,7 @@ import time
 from rich.console import Console
 
 from rag import load_settings
-from rag.evidence import split_sentences
+from rag.text import split_sentences
 from rag.repl import Repl
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     repl = Repl(settings, Console(file=io.StringIO(), width=120), k=None)
     repl.banner()
     assistant = repl.assistant
-    papers = list(assistant.retriever.papers.values())
+    papers = list(assistant.index.store.iter_papers())
     rng = random.Random(0)
 
     words = " ".join(p.abstract for p in rng.sample(papers, 3)).split()[:100]

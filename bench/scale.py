@@ -55,6 +55,7 @@ def search_and_ask(n: int, work: Path, port: int, server_pid: int) -> dict:
     import rag  # noqa: F401
     from rag.assistant import Assistant
     from rag.config import load_settings
+    from rag.query import make_query
 
     settings = load_settings(index={"dir": str(work / f"index-{n}"), "chroma_host": "127.0.0.1", "chroma_port": port,
                                     "collection": f"synth-{n}"})
@@ -83,7 +84,7 @@ def search_and_ask(n: int, work: Path, port: int, server_pid: int) -> dict:
     asks = []
     for q in queries[:20]:
         started = time.perf_counter()
-        chain.ask(q + " (answer)")
+        chain.ask(make_query(q + " (answer)", 512))
         asks.append(time.perf_counter() - started)
     out["ask_p50_s"] = pct(asks, 50)
     out["client_rss_mb"] = rss_mb()

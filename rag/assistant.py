@@ -82,30 +82,22 @@ class Assistant:
     def ingest(self, paths: Iterable[Path] | None = None, *, rebuild: bool = False,
                progress: Callable[[int, int], None] | None = None):
         """Read corpus files and add new/changed papers; returns an `IngestReport`."""
-        from functools import partial
-
-        from .chunking import chunk_paper
         from .corpus import read_corpus
         from .index import Index
 
         self.close()
         read = read_corpus(list(paths) if paths else list(self.settings.corpus.default_paths))
         with Index.open_for_write(self.settings, rebuild=rebuild) as index:
-            report = index.ingest(
-                read.papers,
-                chunker=partial(chunk_paper, settings=self.settings.chunking, model=self.settings.embedding.model),
-                embed=self.embedder.encode,
-                embed_digest=self.embedder.model_digest,
-                progress=progress,
-                batch_papers=self.settings.index.ingest_batch,
-            )
-        report.skipped = len([i for i in read.issues if "skipped" in i.message])
+            report = index.ingest(read.papers, embed=self.embedder.encode, model=self.settings.embedding.model,
+                                  embed_digest=self.embedder.model_digest, progress=progress,
+                                  batch_papers=self.settings.index.ingest_batch)
+        report.skipped = sum(1 for i in read.issues if i.skipped)
         report.listings = read.listings
         report.issues = [str(i) for i in read.issues]
         return report
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        from .answer import clean_question
+        from .query import clean_question
 
         question, _ = clean_question(question, self.settings.answer.max_question_tokens)
         return self.retriever.search(question, k)
@@ -113,20 +105,22 @@ class Assistant:
     def ask(self, question: str, *, k: int | None = None, history: list[dict] | None = None,
             on_token: Callable[[str], None] | None = None) -> Answer:
         """Answer with verified citations, or abstain. `history` holds earlier chat turns for follow-ups."""
-        if history:
-            return self.chat(history=history).ask(question, k=k, on_token=on_token)
-        return self.chain.ask(question, k=k, on_token=on_token)
+        return self.chat(history=history).ask(question, k=k, on_token=on_token)
 
     def chat(self, history: list[dict] | None = None):
         from .chat import Conversation
 
-        return Conversation(self, history=history)
+        return Conversation(self.chain, self.settings.answer.max_question_tokens, history=history)
+
+    def paper(self, paper_id: str):
+        """A stored paper by id, or None."""
+        return self.index.store.get([paper_id]).get(paper_id)
 
     def describe(self) -> dict:
         index = self.index
         return {
             "index_dir": str(index.dir),
-            "papers": len(self.retriever.papers),
+            "papers": index.manifest.get("papers"),
             "chunks": index.manifest.get("chunks"),
             "embedding_model": index.manifest.get("embedding_model"),
             "embedding_backend": index.manifest.get("embedding_backend", "torch"),

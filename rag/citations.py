@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .evidence import content_terms, evidence_spans, split_sentences
+from .evidence import load_sentences, make_probe
 from .prompts import REFUSAL
+from .text import fold, numbers_in, split_sentences
 from .types import Citation, Paper, Verification
 
 MARKER = re.compile(r"\[(\s*\d+(?:\s*[,;–-]\s*\d+)*\s*)\]")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
 SUPPORT_MIN = 0.55
-_SIM_WEIGHT = 0.5
 
 
 def defang(text: str) -> str:
@@ -66,10 +65,6 @@ def is_refusal(text: str) -> bool:
     return REFUSAL.casefold().rstrip(".") in folded
 
 
-def numbers_in(text: str) -> set[str]:
-    return {n.replace(",", "") for n in _NUMBER.findall(text)}
-
-
 @dataclass
 class _Support:
     score: float
@@ -77,46 +72,29 @@ class _Support:
 
 
 class Verifier:
-    """Checks generated sentences one at a time (so a stream can be verified as it arrives)."""
+    """Checks generated sentences one at a time (so a stream can be verified as it arrives), against the stored
+    sentences of the numbered source papers, with the same relevance() that selected the evidence."""
 
-    def __init__(self, numbered: dict[int, Paper], embedder):
+    def __init__(self, numbered: dict[int, Paper], embedder, store):
         self.numbered = numbered
         self.embedder = embedder
-        self._sentences: dict[str, list[tuple[str, set[str]]]] = {}
-        self._vectors: dict[str, np.ndarray] = {}
-        for paper in numbered.values():
-            if paper.id in self._sentences:
-                continue
-            spans = evidence_spans(paper.abstract)
-            texts = [paper.abstract[s:e] for s, e in spans]
-            self._sentences[paper.id] = [(t, set(content_terms(t))) for t in texts]
-        all_texts = [t for pid in self._sentences for t, _ in self._sentences[pid]]
-        vectors = embedder.encode(all_texts) if all_texts else np.zeros((0, 1))
-        pos = 0
-        for pid, items in self._sentences.items():
-            self._vectors[pid] = vectors[pos : pos + len(items)]
-            pos += len(items)
+        self.store = store
+        self._papers = load_sentences(store, {p.id: p for p in numbered.values()}.values())
         self.order: list[str] = []
         self.quotes: dict[str, str] = {}
         self.dropped_citations = 0
         self.removed_sentences = 0
         self.reattributed = 0
-        self.notes: list[str] = []
+        self.model_refused = False
         self.kept: list[str] = []
 
-    def support(self, claim: str, claim_vec: np.ndarray, paper: Paper) -> _Support:
-        terms = set(content_terms(claim))
-        title_terms = set(content_terms(paper.title))
-        missing_numbers = numbers_in(claim) - numbers_in(paper.abstract) - numbers_in(paper.title)
-        best = _Support(0.0, "")
-        for (text, sent_terms), vec in zip(self._sentences[paper.id], self._vectors[paper.id]):
-            recall = len(terms & (sent_terms | title_terms)) / len(terms) if terms else 0.0
-            score = _SIM_WEIGHT * float(vec @ claim_vec) + (1 - _SIM_WEIGHT) * recall
-            if score > best.score:
-                best = _Support(score, text)
-        if missing_numbers:
-            best = _Support(0.0, best.quote)
-        return best
+    def support(self, claim: str, probe, paper: Paper) -> _Support:
+        stored = self._papers[paper.id]
+        if not stored.sentences or numbers_in(claim) - numbers_in(paper.abstract) - numbers_in(paper.title):
+            return _Support(0.0, stored.sentences[0].text if stored.sentences else "")
+        scores = stored.scores(probe)
+        best = int(np.argmax(scores))
+        return _Support(float(scores[best]), stored.sentences[best].text)
 
     def add(self, sentence: str) -> str | None:
         """The verified sentence with final [n] markers, or None when it is removed."""
@@ -124,7 +102,7 @@ class Verifier:
         if not claim:
             return None
         if is_refusal(claim):
-            self.notes.append("refusal")
+            self.model_refused = True
             return None
         if self._restates_a_title(claim):
             self.removed_sentences += 1
@@ -132,17 +110,17 @@ class Verifier:
         cited_numbers = parse_markers(sentence)
         valid = [n for n in cited_numbers if n in self.numbered]
         self.dropped_citations += len(cited_numbers) - len(valid)
-        claim_vec = self.embedder.encode([claim])[0]
+        probe = make_probe(self.store, self.embedder.encode_one(claim), claim, question=False)
         kept: list[tuple[str, str]] = []
         for n in valid:
             paper = self.numbered[n]
-            found = self.support(claim, claim_vec, paper)
+            found = self.support(claim, probe, paper)
             if found.score >= SUPPORT_MIN:
                 kept.append((paper.id, found.quote))
             else:
                 self.dropped_citations += 1
         if not kept:
-            candidates = [(self.support(claim, claim_vec, p), p) for p in dict((p.id, p) for p in self.numbered.values()).values()]
+            candidates = [(self.support(claim, probe, p), p) for p in {p.id: p for p in self.numbered.values()}.values()]
             candidates = [(s, p) for s, p in candidates if s.score >= SUPPORT_MIN]
             if candidates:
                 found, paper = max(candidates, key=lambda sp: sp[0].score)
@@ -163,19 +141,16 @@ class Verifier:
 
     def _restates_a_title(self, claim: str) -> bool:
         """Small models echo the source headings ("[2] Some Title [2]."): a title alone answers nothing."""
-        def folded(text: str) -> str:
-            return " ".join(re.sub(r"\W+", " ", text).casefold().split())
-
-        return any(folded(claim) == folded(p.title) for p in self.numbered.values())
+        return any(fold(claim) == fold(p.title) for p in self.numbered.values())
 
     def citations(self, papers: dict[str, Paper]) -> tuple[Citation, ...]:
         return tuple(Citation(number=i, paper_id=pid, title=papers[pid].title, quote=self.quotes[pid])
                      for i, pid in enumerate(self.order, 1))
 
     def report(self, fell_back: bool = False, raw_text: str = "") -> Verification:
-        notes = tuple(self.notes) + ((f"reattributed {self.reattributed} sentence(s)",) if self.reattributed else ())
         return Verification(dropped_citations=self.dropped_citations, removed_sentences=self.removed_sentences,
-                            fell_back=fell_back, notes=notes, kept_sentences=len(self.kept), raw_text=raw_text)
+                            fell_back=fell_back, kept_sentences=len(self.kept), reattributed=self.reattributed,
+                            model_refused=self.model_refused, raw_text=raw_text)
 
 
 def attach_marker(claim: str, markers: str) -> str:
@@ -209,10 +184,6 @@ class StreamVerifier:
     def finish(self) -> None:
         for claim in split_claims("".join(self.raw))[self.done :]:
             self._emit(self.verifier.add(claim))
-
-    @property
-    def text(self) -> str:
-        return "".join(self.raw)
 
     def _emit(self, rendered: str | None) -> None:
         if rendered and callable(self.emit):

@@ -11,6 +11,7 @@ import io
 import json
 import re
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -21,8 +22,15 @@ SUFFIXES = (".txt", ".jsonl", ".json", ".csv")
 _CHROME_EXACT = {"new", "Subscribe", "byAK and the research community"}
 _CHROME_PREFIX = ("Get trending papers",)
 _DATE = re.compile(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(, \d{4})?")
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}(v\d+)?|[a-z\-]+(\.[A-Z]{2})?/\d{7}(v\d+)?")  # 2101.00001, hep-th/9901001
 _ABSTRACT_MIN_CHARS = 200
 _TITLE_MAX_CHARS = 300
+
+
+class IssueKind(str, Enum):
+    RECORD_SKIPPED = "record skipped"
+    FILE_SKIPPED = "file skipped"
+    DUPLICATE_ID = "duplicate id"
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,11 @@ class CorpusIssue:
     path: str
     line: int
     message: str
+    kind: IssueKind = IssueKind.RECORD_SKIPPED
+
+    @property
+    def skipped(self) -> bool:
+        return self.kind in (IssueKind.RECORD_SKIPPED, IssueKind.FILE_SKIPPED)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
@@ -42,7 +55,6 @@ class CorpusRead:
     papers: list[Paper] = field(default_factory=list)
     listings: int = 0
     issues: list[CorpusIssue] = field(default_factory=list)
-    files: int = 0
 
 
 def normalize_space(text: str) -> str:
@@ -79,7 +91,6 @@ def read_corpus(paths: Iterable[Path]) -> CorpusRead:
     result = CorpusRead()
     by_id: dict[str, Paper] = {}
     for path in iter_corpus_files(paths):
-        result.files += 1
         for paper in _read_file(path, result.issues):
             result.listings += 1
             seen = by_id.get(paper.id)
@@ -88,7 +99,8 @@ def read_corpus(paths: Iterable[Path]) -> CorpusRead:
             elif seen.abstract != paper.abstract or title_key(seen.title) != title_key(paper.title):
                 result.issues.append(
                     CorpusIssue(paper.sources[0].rsplit(":", 1)[0], int(paper.sources[0].rsplit(":", 1)[1]),
-                                f"paper id {paper.id} was already read from {seen.sources[0]} with other text; kept the first")
+                                f"paper id {paper.id} was already read from {seen.sources[0]} with other text; kept the first",
+                                IssueKind.DUPLICATE_ID)
                 )
             else:
                 by_id[paper.id] = replace(seen, sources=seen.sources + paper.sources)
@@ -99,7 +111,7 @@ def read_corpus(paths: Iterable[Path]) -> CorpusRead:
 def _read_file(path: Path, issues: list[CorpusIssue]) -> Iterator[Paper]:
     data = path.read_bytes()
     if b"\x00" in data[:8192]:
-        issues.append(CorpusIssue(str(path), 0, "binary file (NUL bytes), skipped"))
+        issues.append(CorpusIssue(str(path), 0, "binary file (NUL bytes), skipped", IssueKind.FILE_SKIPPED))
         return
     lines = _decode_lines(path, data, issues)
     suffix = path.suffix.lower()
@@ -110,7 +122,8 @@ def _read_file(path: Path, issues: list[CorpusIssue]) -> Iterator[Paper]:
     elif suffix == ".csv":
         yield from _read_csv(path, lines, issues)
     else:
-        issues.append(CorpusIssue(str(path), 0, f"unknown file type {suffix!r}; expected one of {', '.join(SUFFIXES)}"))
+        issues.append(CorpusIssue(str(path), 0, f"unknown file type {suffix!r}; expected one of {', '.join(SUFFIXES)}",
+                                  IssueKind.FILE_SKIPPED))
 
 
 def _decode_lines(path: Path, data: bytes, issues: list[CorpusIssue]) -> list[str | None]:
@@ -217,11 +230,10 @@ def _record_to_paper(path: Path, number: int, record: dict, issues: list[CorpusI
         issues.append(CorpusIssue(str(path), number, f"record has no {' or '.join(missing)}, skipped"))
         return None
     raw_id = record.get("id")
-    is_arxiv = "update_date" in record or "categories" in record
     paper_id = _clean_id(raw_id) if raw_id not in (None, "") else paper_id_for_title(title)
     url = str(record.get("url") or "")
-    if not url and is_arxiv and raw_id:
-        url = f"https://arxiv.org/abs/{raw_id}"
+    if not url and raw_id and _ARXIV_ID.fullmatch(str(raw_id).strip()):
+        url = f"https://arxiv.org/abs/{str(raw_id).strip()}"
     return Paper(
         id=paper_id,
         title=title,
@@ -240,7 +252,7 @@ def _read_jsonl(path: Path, lines: list[str | None], issues: list[CorpusIssue]) 
         try:
             records = json.loads("\n".join(texts))
         except json.JSONDecodeError as exc:
-            issues.append(CorpusIssue(str(path), exc.lineno, f"invalid JSON: {exc.msg}"))
+            issues.append(CorpusIssue(str(path), exc.lineno, f"invalid JSON: {exc.msg}", IssueKind.FILE_SKIPPED))
             return
         for position, record in enumerate(records, 1):
             if not isinstance(record, dict):
@@ -273,7 +285,8 @@ def _read_csv(path: Path, lines: list[str | None], issues: list[CorpusIssue]) ->
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in ("title", "abstract") if c not in header]
     if missing:
-        issues.append(CorpusIssue(str(path), 1, f"CSV header lacks column(s) {', '.join(missing)}; file skipped"))
+        issues.append(CorpusIssue(str(path), 1, f"CSV header lacks column(s) {', '.join(missing)}; file skipped",
+                                  IssueKind.FILE_SKIPPED))
         return
     reader.fieldnames = header
     start = 1

@@ -52,7 +52,8 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
-def count_tokens(name: str, text: str) -> int:
+def count_wordpieces(name: str, text: str) -> int:
+    """Word-pieces of `text` for the embedding model `name` (what its 256-piece window counts)."""
     return len(load_tokenizer(name).encode(text, add_special_tokens=False).ids)
 
 
@@ -67,10 +68,6 @@ class Embedder:
         self.settings = settings
         self._path = resolve_model_path(settings.model)
         self._lock = threading.Lock()
-
-    @property
-    def backend(self) -> str:
-        return self.settings.backend
 
     @property
     def model(self):
@@ -93,10 +90,6 @@ class Embedder:
     @property
     def dimension(self) -> int:
         return int(self.model.get_sentence_embedding_dimension())
-
-    @property
-    def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
 
     def encode(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """Encode in batches, reporting how many texts are done after each batch."""

@@ -38,6 +38,7 @@ class EvalItem:
     kind: str
     history: tuple[dict, ...] = ()
     reference_answer: str = ""
+    split: str = ""
     line: int = 0
 
 
@@ -79,6 +80,8 @@ def load_eval_file(path: Path) -> list[EvalItem]:
             for m in history
         ):
             raise EvalFileError(f"{where}: 'history' must be a list of {{role: user|assistant, content: str}}")
+        if record.get("split", "") not in ("", "dev", "test"):
+            raise EvalFileError(f"{where}: 'split' must be \"dev\" or \"test\"")
         if record["id"] in seen:
             raise EvalFileError(f"{where}: id {record['id']!r} already used on line {seen[record['id']]}")
         seen[record["id"]] = number
@@ -86,7 +89,8 @@ def load_eval_file(path: Path) -> list[EvalItem]:
                               expected_papers=tuple(record["expected_papers"]),
                               must_include=tuple(record["must_include"]), answerable=record["answerable"],
                               kind=record["kind"], history=tuple(history),
-                              reference_answer=str(record.get("reference_answer", "")), line=number))
+                              reference_answer=str(record.get("reference_answer", "")),
+                              split=record.get("split", ""), line=number))
     if not items:
         raise EvalFileError(f"{path}: no eval items")
     return items
@@ -161,7 +165,6 @@ class RowResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failed: list[str] = field(default_factory=list)
-    support: float | None = None
     verification: Verification | None = None
 
 
@@ -179,8 +182,8 @@ def verification_summary(rows: list[RowResult]) -> dict | None:
         "kept_sentences": sum(v.kept_sentences for v in checked),
         "removed_sentences": sum(v.removed_sentences for v in checked),
         "dropped_citations": sum(v.dropped_citations for v in checked),
-        "reattributed_answers": sum(1 for v in checked if any(n.startswith("reattributed") for n in v.notes)),
-        "model_refusals": sum(1 for v in checked if "refusal" in v.notes),
+        "reattributed_answers": sum(1 for v in checked if v.reattributed),
+        "model_refusals": sum(1 for v in checked if v.model_refused),
         "fell_back_to_extractive": sum(1 for v in checked if v.fell_back),
     }
 
@@ -239,14 +242,11 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
              progress: Callable[[], None] | None = None, path: str = "eval file") -> dict:
     """Run every item; return the JSON report (overall, by_kind, rows)."""
     retriever = assistant.retriever
-    check_titles(items, {p.title for p in retriever.papers.values()}, path)
+    check_titles(items, set(assistant.index.store.titles().values()), path)
     rows: list[RowResult] = []
     for item in items:
         started = time.perf_counter()
-        if item.history:
-            answer = assistant.chat(history=list(item.history)).ask(item.question, k=k)
-        else:
-            answer = assistant.ask(item.question, k=k)
+        answer = assistant.ask(item.question, k=k, history=list(item.history))
         latency = time.perf_counter() - started
         query = answer.standalone_question or answer.question
         retrieved = [h.paper.title for h in retriever.search(query, max(10, k or 0))]

@@ -8,30 +8,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable
 
 from .config import LLMSettings
 from .errors import LLMError
-
-
-@lru_cache(maxsize=4)
-def _encoding(name: str):
-    import tiktoken
-
-    return tiktoken.get_encoding(name)
-
-
-def count_tokens(text: str, encoding: str = "cl100k_base") -> int:
-    return len(_encoding(encoding).encode(text, disallowed_special=()))
-
-
-def clip_tokens(text: str, limit: int, encoding: str = "cl100k_base") -> tuple[str, bool]:
-    enc = _encoding(encoding)
-    tokens = enc.encode(text, disallowed_special=())
-    if len(tokens) <= limit:
-        return text, False
-    return enc.decode(tokens[:limit]), True
+from .tokens import count_tokens
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,3 @@ def print_answer(console: Console, answer: Answer) -> None:
         console.print("[dim]retrieved:[/dim]")
         for hit in answer.sources:
             console.print(f"[dim]  {hit.rank}. {escape(hit.paper.title)} ({hit.paper_id})[/dim]")
-
-
-def print_sources(console: Console, answer: Answer | None) -> None:
-    if answer is None:
-        console.print("No answer yet.")
-        return
-    print_hits(console, list(answer.sources))

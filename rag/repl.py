@@ -91,7 +91,7 @@ class Repl:
             self.console.print(f"usage: /paper N  (N from 1 to {len(last.citations)})")
             return
         citation = last.citations[int(arg) - 1]
-        paper = self.assistant.retriever.papers[citation.paper_id]
+        paper = self.assistant.paper(citation.paper_id)
         self.console.print(f"[bold][{arg}] {escape(paper.title)}[/bold] [dim]({paper.id})[/dim]")
         if paper.url:
             self.console.print(escape(paper.url))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from enum import Enum
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,19 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Sentence:
+    """One sentence of an abstract, as split once at ingest: `abstract[start:end] == text`. `terms` are its
+    stemmed content words (rag.text.terms), stored so no question re-tokenizes abstracts."""
+
+    paper_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    terms: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved paper with the scores that ranked it and its best matching chunk."""
 
@@ -53,7 +67,6 @@ class Hit:
     bm25_score: float | None = None
     title_match: bool = False
     snippet: str = ""
-    snippet_start: int = 0
 
     @property
     def paper_id(self) -> str:
@@ -62,16 +75,69 @@ class Hit:
 
 @dataclass(frozen=True)
 class Evidence:
-    """A sentence of a retrieved abstract that bears on the question, with where it sits in the abstract."""
+    """A sentence of a retrieved abstract that bears on the question, scored for it."""
 
-    paper_id: str
-    title: str
-    text: str
-    start: int
-    end: int
+    sentence: Sentence
     score: float
-    similarity: float
-    lexical: float
+
+    @property
+    def text(self) -> str:
+        return self.sentence.text
+
+    @property
+    def start(self) -> int:
+        return self.sentence.start
+
+
+class Intent(str, Enum):
+    """What the user wants from the corpus; decides how the answer is composed."""
+
+    FACT = "fact"              # a fact stated by one paper
+    DEFINITION = "definition"  # what a named method/model/dataset is
+    LIST = "list"              # every paper on a topic
+    COMPARE = "compare"        # the same fact of two papers, side by side
+    METADATA = "metadata"      # authors, dates, venues, categories
+
+
+class AnswerType(str, Enum):
+    """The kind of thing the answer sentence must hold."""
+
+    NUMBER = "number"
+    NAME = "name"
+    ANY = "any"
+
+
+class MetadataField(str, Enum):
+    AUTHORS = "authors"
+    DATE = "published"
+    CATEGORY = "categories"
+    OTHER = "other"  # venue, affiliation, citations...: never in an index
+
+
+@dataclass(frozen=True)
+class Query:
+    """One turn's question, resolved once: what was typed, what is searched, which papers a follow-up is about,
+    and what kind of answer is wanted. Every stage reads it; none re-derives it."""
+
+    question: str
+    standalone: str = ""
+    retrieval: str = ""
+    focus: tuple[str, ...] = ()
+    intent: Intent = Intent.FACT
+    answer_type: AnswerType = AnswerType.ANY
+    metadata: MetadataField | None = None
+    follow_up: bool = False
+    k: int | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def asked(self) -> str:
+        """The self-contained question the answer must address."""
+        return self.standalone or self.question
+
+    @property
+    def search_text(self) -> str:
+        return self.retrieval or self.asked
 
 
 @dataclass(frozen=True)
@@ -92,6 +158,15 @@ class Usage:
     completion_tokens: int = 0
 
 
+class AbstainReason(str, Enum):
+    NO_SUPPORT = "no passage supports an answer"
+    UNKNOWN_PAPER = "the question names a paper that is not in the index"
+    NO_NUMBER = "the question asks for a number and the best passages hold none"
+    MISSING_NAME = "a name the question asks about is in none of the supporting papers"
+    NO_METADATA = "the index holds no such metadata for these papers"
+    MODEL_REFUSED = "the model found no answer in the sources"
+
+
 @dataclass(frozen=True)
 class Verification:
     """What verification removed from a generated answer, so its effect can be measured."""
@@ -99,8 +174,10 @@ class Verification:
     dropped_citations: int = 0
     removed_sentences: int = 0
     fell_back: bool = False
-    notes: tuple[str, ...] = ()
     kept_sentences: int = 0
+    reattributed: int = 0
+    model_refused: bool = False
+    abstain_reason: AbstainReason | None = None
     raw_text: str = ""
 
 

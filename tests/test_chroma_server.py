@@ -45,7 +45,7 @@ def test_ingest_and_answer_through_a_chroma_server(chroma_server, small_corpus, 
     with Assistant(settings, build_if_missing=False) as assistant:
         report = assistant.ingest([small_corpus])
         answer = assistant.ask("By how much does the multigrid schedule speed up SlowFast training?")
-        count = assistant.index.collection.count()
+        count = assistant.index.vectors.count()
     assert count == report.chunks_total > 0
     assert not (tmp_path / "index" / "chroma").exists()  # vectors live on the server, not in the index dir
     assert any(data.iterdir())

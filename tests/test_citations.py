@@ -19,7 +19,7 @@ def test_claims_keep_trailing_markers():
 def verifier(small_assistant, papers_by_title):
     numbered = {1: papers_by_title["A Multigrid Method for Efficiently Training Video Models"],
                 2: papers_by_title["Memorizing Transformers"]}
-    return Verifier(numbered, small_assistant.embedder)
+    return Verifier(numbered, small_assistant.embedder, small_assistant.index.store)
 
 
 def test_supported_sentence_keeps_its_citation_with_a_verbatim_quote(verifier, papers_by_title):
@@ -47,7 +47,7 @@ def test_wrong_source_is_reattributed_and_numbers_are_ours(verifier):
 def test_unsupported_claim_is_dropped_and_refusal_noted(verifier):
     assert verifier.add("The capital of France is Paris [1].") is None
     assert verifier.add(REFUSAL) is None
-    assert "refusal" in verifier.notes
+    assert verifier.model_refused
 
 
 def test_stream_emits_only_verified_sentences(verifier):

@@ -1,5 +1,7 @@
+import json
+import math
 import os
-import signal
+import random
 import sqlite3
 import subprocess
 import sys
@@ -11,12 +13,30 @@ import pytest
 from conftest import make_settings, write_alternating_page
 from rag.assistant import Assistant
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
-from rag.index import Index, iter_chunks
+from rag.index import Index
 
 
-def _chunk_ids(settings):
+def snapshot(settings) -> dict:
+    """Everything an ingest writes, in comparable form: paper rows, sentence rows, chunk rows and vector ids,
+    the IDF table, the name tables, the BM25 row order and the manifest's state."""
+    directory = settings.index.dir
+    db = sqlite3.connect(directory / "papers.sqlite")
+    tables = {
+        "papers": "SELECT id, title, hash, n_chunks, sources FROM papers ORDER BY id",
+        "sentences": "SELECT paper_id, idx, start, end, evidence, terms, length(vector) FROM sentences ORDER BY 1, 2",
+        "chunks": "SELECT paper_id, idx, start, end FROM chunks ORDER BY 1, 2",
+        "term_df": "SELECT term, df FROM term_df WHERE df != 0 ORDER BY term",
+        "names": "SELECT name, paper_id FROM names ORDER BY 1, 2",
+        "titles": "SELECT paper_id, head, folded FROM titles ORDER BY 1",
+        "aliases": "SELECT short, long, paper_id FROM aliases ORDER BY 1, 2, 3",
+    }
+    out = {name: db.execute(sql).fetchall() for name, sql in tables.items()}
+    db.close()
     with Index.open(settings) as index:
-        return sorted(cid for cid, _ in iter_chunks(index))
+        out["vector_ids"] = sorted(index.vectors.chunk_ids())
+        out["bm25_ids"] = sorted(index.bm25.ids)
+        out["state"] = index.manifest.get("state")
+    return out
 
 
 def test_reingest_is_idempotent_and_embeds_nothing(tmp_path, small_corpus):
@@ -24,14 +44,16 @@ def test_reingest_is_idempotent_and_embeds_nothing(tmp_path, small_corpus):
     assistant = Assistant(settings, build_if_missing=False)
     first = assistant.ingest([small_corpus])
     assert (first.new, first.unchanged, first.listings) == (16, 0, 17)
-    ids = _chunk_ids(settings)
-    assert len(ids) == first.chunks_total == len(set(ids))
+    before = snapshot(settings)
+    assert len(before["vector_ids"]) == first.chunks_total == len(before["chunks"])
+    assert first.sentences_embedded == len(before["sentences"]) > first.chunks_total
     second = assistant.ingest([small_corpus])
     assert (second.new, second.changed, second.unchanged, second.chunks_embedded) == (0, 0, 16, 0)
-    assert _chunk_ids(settings) == ids
+    assert second.sentences_embedded == 0
+    assert snapshot(settings) == before
 
 
-def test_changed_abstract_replaces_its_chunks(tmp_path, papers_by_title):
+def test_changed_abstract_replaces_its_chunks_sentences_and_counts(tmp_path, papers_by_title):
     settings = make_settings(tmp_path / "idx")
     assistant = Assistant(settings, build_if_missing=False)
     paper = papers_by_title["Memorizing Transformers"]
@@ -45,15 +67,17 @@ def test_changed_abstract_replaces_its_chunks(tmp_path, papers_by_title):
     report = assistant.ingest([corpus])
     assert (report.changed, report.unchanged, report.new) == (1, 1, 0)
     with Index.open(settings) as index:
-        docs = index.collection.get(where={"paper_id": paper.id}, include=["documents"])["documents"]
-        stored = {p.id: p for p in index.papers()}
-    assert any("999K tokens" in d for d in docs) and not any("262K tokens" in d for d in docs)
-    assert "999K tokens" in stored[paper.id].abstract
+        sentences, _ = index.store.sentences([paper.id])[paper.id]
+        stored = index.store.get([paper.id])[paper.id]
+        idf = index.store.idf(["999k", "262k"])
+    assert any("999K tokens" in s.text for s in sentences) and not any("262K tokens" in s.text for s in sentences)
+    assert "999K tokens" in stored.abstract
+    assert idf["999k"] < idf["262k"]  # the old abstract's terms were counted out of the IDF table
     hits = assistant.search("memory of 999K tokens", 1)
     assert hits[0].paper_id == paper.id
 
 
-def test_other_settings_are_refused_with_both_named(small_assistant):
+def test_other_settings_and_old_layouts_are_refused(small_assistant, tmp_path):
     built = small_assistant.settings
     other = built.with_overrides(chunking={"chunk_tokens": 128})
     with pytest.raises(IndexMismatchError) as err:
@@ -62,6 +86,14 @@ def test_other_settings_are_refused_with_both_named(small_assistant):
     assert "chunks of 256 tokens" in message and "chunks of 128 tokens" in message and "rag ingest --rebuild" in message
     with pytest.raises(IndexMismatchError, match="embedding model '/some/other/model'"):
         Index.open(built.with_overrides(embedding={"model": "/some/other/model"}))
+    # An index written before sentences were stored (schema 1, no "schema" key) is refused with the hint.
+    old = tmp_path / "old"
+    old.mkdir()
+    manifest = json.loads((built.index.dir / "manifest.json").read_text())
+    manifest.pop("schema")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=r"schema 1.*schema 2.*rag ingest --rebuild"):
+        Index.open(built.with_overrides(index={"dir": str(old)}))
 
 
 def test_missing_and_corrupt_index_say_how_to_rebuild(tmp_path, small_corpus):
@@ -98,33 +130,78 @@ def test_second_writer_gets_a_clear_error_fast(tmp_path, small_corpus):
     Index.open(settings).close()  # the lock dies with its holder
 
 
-def test_killed_ingest_completes_to_the_same_index(tmp_path, small_corpus):
+def _committed(directory) -> int:
+    try:
+        db = sqlite3.connect(directory / "papers.sqlite")
+        try:
+            return db.execute("SELECT COUNT(*) FROM papers").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _ingest(directory, corpus, batch: int, kill_at: str | None = None, after_s: float | None = None) -> int:
+    """`rag ingest` in its own process, SIGKILLed at a named point (RAG_KILL_AT) or after `after_s` seconds;
+    returns its exit code (-9 when killed)."""
+    env = {**os.environ, "RAG_INDEX_DIR": str(directory), "RAG_INDEX__INGEST_BATCH": str(batch)}
+    env.pop("RAG_KILL_AT", None)
+    if kill_at:
+        env["RAG_KILL_AT"] = kill_at
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", *map(str, corpus)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(timeout=after_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode in (0, -9), err
+    return proc.returncode
+
+
+def test_killed_ingest_at_random_points_completes_to_the_same_index(tmp_path, small_corpus, papers_by_title):
+    """Kills at named points (after a batch's vectors, inside its SQLite transaction, while BM25 is written or
+    swapped in, before the manifest says complete) and at random moments; each re-run must end with what an
+    uninterrupted build has."""
+    seed = int(os.environ.get("RAG_KILL_SEED", time.time()))
+    rng = random.Random(seed)
     clean = make_settings(tmp_path / "clean")
     Assistant(clean, build_if_missing=False).ingest([small_corpus])
-    expected = _chunk_ids(clean)
-
-    broken_dir = tmp_path / "broken"
-    env = {**os.environ, "RAG_INDEX_DIR": str(broken_dir), "RAG_INDEX__INGEST_BATCH": "2"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ingest", str(small_corpus)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = broken_dir / "papers.sqlite"
-    deadline = time.monotonic() + 120
-    committed = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                committed = sqlite3.connect(db).execute("SELECT COUNT(*) FROM papers").fetchone()[0]
-            except sqlite3.Error:
-                committed = 0
-            if 0 < committed < 16:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "ingest finished before it could be interrupted"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 0 < committed < 16
-
-    resumed = make_settings(broken_dir)
-    report = Assistant(resumed, build_if_missing=False).ingest([small_corpus])
-    assert report.unchanged >= committed and report.new == 16 - report.unchanged
-    assert _chunk_ids(resumed) == expected
+    expected = snapshot(clean)
+    half = tmp_path / "half"
+    half.mkdir()
+    write_alternating_page(half / "a.txt", [papers_by_title["Memorizing Transformers"],
+                                            papers_by_title["Dropout Reduces Underfitting"]])
+    kills = []
+    for scenario in range(2):
+        directory = tmp_path / f"broken{scenario}"
+        batch = rng.randint(2, 4)
+        if scenario == 1:  # an index already complete, so BM25 is swapped, not created
+            assert _ingest(directory, [half], batch) == 0
+        points = ["random", "vectors-written", "store-commit", "random", "bm25-written", "manifest-complete"]
+        if scenario == 1:
+            points[3] = "bm25-swap"
+        for point in points:
+            remaining = 16 - _committed(directory)
+            if point == "random":
+                code = _ingest(directory, [small_corpus], batch, after_s=rng.uniform(1.0, 6.0))
+            elif point in ("vectors-written", "store-commit"):
+                if remaining == 0:
+                    continue
+                code = _ingest(directory, [small_corpus], batch,
+                               kill_at=f"{point}:{rng.randint(1, math.ceil(remaining / batch))}")
+                assert code == -9, (point, seed)
+            else:
+                if remaining == 0 and json.loads((directory / "manifest.json").read_text())["state"] == "complete":
+                    continue  # a random kill came too late: nothing is left to interrupt
+                code = _ingest(directory, [small_corpus], batch, kill_at=f"{point}:1")
+                assert code == -9, (point, seed)
+            kills.append((scenario, point, code))
+        assert _ingest(directory, [small_corpus], batch) == 0
+        got = snapshot(make_settings(directory))
+        for key in expected:
+            if scenario == 1 and key == "papers":  # the half corpus page is a second source of two papers
+                assert [r[:4] for r in got[key]] == [r[:4] for r in expected[key]], (key, seed)
+                continue
+            assert got[key] == expected[key], (key, seed, kills)
+    assert sum(1 for _, _, code in kills if code == -9) >= 5, kills

@@ -47,10 +47,12 @@ def test_relevant_hostile_text_is_quoted_as_data_without_fake_markers(hostile):
 
 
 def test_planted_instructions_are_never_evidence(hostile):
-    from rag.evidence import evidence_spans, looks_like_instruction
+    from rag.chunking import is_evidence, sentences_of
+    from rag.text import looks_like_instruction
+    from rag.types import Paper
 
     abstract = HOSTILE["abstract"]
-    used = [abstract[s:e] for s, e in evidence_spans(abstract)]
+    used = [s.text for s in sentences_of(Paper(id="h", title="t", abstract=abstract)) if is_evidence(s)]
     assert not any("PWNED" in u for u in used) and any("zebra" in u for u in used)
     assert not looks_like_instruction("We ignore padding tokens in all previous layers of the encoder.")
     assert not looks_like_instruction("We give Claude a system prompt stating it is trained to answer all queries.")

@@ -62,7 +62,7 @@ def test_model_refusal_over_gate_evidence_shows_extractive_answer_by_default(sma
     with _assistant(small_assistant, server.url) as assistant:
         answer = assistant.ask(QUESTION)
     assert not answer.abstained and "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
-    assert answer.verification.fell_back and "refusal" in answer.verification.notes
+    assert answer.verification.fell_back and answer.verification.model_refused
     assert answer.verification.raw_text == REFUSAL
 
 

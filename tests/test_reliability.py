@@ -7,7 +7,6 @@ import pytest
 from conftest import make_settings
 from rag.assistant import Assistant
 from rag.errors import IndexCorruptError
-from rag.index import Index
 
 QUESTIONS = ["What is DEUP?", "By how much does the multigrid schedule speed up SlowFast training?",
              "Which papers study grokking?", "What does the corpus say about blockchain consensus?",
@@ -29,8 +28,13 @@ def test_damaged_vector_store_is_detected(tmp_path, small_corpus):
     Assistant(settings, build_if_missing=False).ingest([small_corpus])
     shutil.rmtree(tmp_path / "idx" / "chroma")
     (tmp_path / "idx" / "chroma").mkdir()
+    # Opening reads only the manifest and the paper table; the first search touches the vectors and says so.
+    with Assistant(settings, build_if_missing=False) as assistant, \
+            pytest.raises(IndexCorruptError, match="rag ingest --rebuild"):
+        assistant.search("multigrid training", 3)
+    # An ingest that finds the vectors gone does not pretend the papers are indexed.
     with pytest.raises(IndexCorruptError, match="rag ingest --rebuild"):
-        Index.open(settings)
+        Assistant(settings, build_if_missing=False).ingest([small_corpus])
     report = Assistant(settings, build_if_missing=False).ingest([small_corpus], rebuild=True)
     assert report.papers_total == 16 and report.chunks_total > 16
 

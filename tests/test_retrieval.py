@@ -1,5 +1,8 @@
+import sqlite3
+
 from rag.config import RetrievalSettings
-from rag.retrieval import TitleMatcher, fuse
+from rag.index import names
+from rag.retrieval import fuse
 
 
 def test_acronym_question_finds_its_paper_first(small_assistant):
@@ -35,10 +38,25 @@ def test_rrf_fusion_by_hand():
     assert [pid for pid, _, _ in fuse(dense, bm25, [], settings)] == ["b", "a", "c"]
 
 
-def test_title_matcher_names_and_unknown_titles(papers_by_title):
-    matcher = TitleMatcher(list(papers_by_title.values()))
+def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
+    db = sqlite3.connect(":memory:")
+    db.executescript(names.SCHEMA)
+    names.write_names(db, list(papers_by_title.values()))
+    index = names.NameIndex(db)
     deup = papers_by_title["DEUP: Direct Epistemic Uncertainty Prediction"].id
-    assert matcher.match("what is deup?") == [deup]
-    assert matcher.match("How does ImageNet accuracy change?") == []  # a dataset named in titles is not a paper's name
-    assert matcher.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
-    assert matcher.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
+    assert index.match("what is deup?") == [deup]
+    assert index.match("How does ImageNet accuracy change?") == []  # a dataset named in titles is not a paper's name
+    assert index.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
+    assert index.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
+    assert "direct epistemic uncertainty prediction" in index.expansions(["deup"])["deup"]
+    assert "deup" in index.abbreviations_of(["direct epistemic uncertainty prediction"])[
+        "direct epistemic uncertainty prediction"]
+
+
+def test_abbreviation_definitions_are_found():
+    found = names.abbreviations("We use reinforcement learning from human feedback (RLHF) and graph neural "
+                                "networks (GNNs), unlike Vision Transformers (ViT). See (Smith et al.) and (ABC).")
+    assert ("rlhf", "reinforcement learning from human feedback") in found
+    assert ("gnn", "graph neural networks") in found
+    assert ("vit", "vision transformers") in found
+    assert not any(short == "abc" for short, _ in found)

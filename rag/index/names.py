@@ -1,0 +1,195 @@
+"""What papers are called: full titles, the short names they go by ("DEUP", "VPT"), and the abbreviations their
+abstracts define ("reinforcement learning from human feedback (RLHF)").
+
+Extracted once per paper at ingest and stored in the paper table's database (so a 100k-paper index opens without
+rebuilding anything); looked up per question with a few indexed SQL queries.
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from ..text import coined, fold
+from ..types import Paper
+
+HEAD_WORDS = 3
+MAX_PAPERS_PER_NAME = 3  # a name shared by many titles (LLM, GPT) identifies no paper
+MIN_TITLE_CHARS = 12
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS names (name TEXT NOT NULL, paper_id TEXT NOT NULL, PRIMARY KEY (name, paper_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS names_by_paper ON names (paper_id);
+CREATE TABLE IF NOT EXISTS titles (paper_id TEXT PRIMARY KEY, head TEXT NOT NULL, folded TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS titles_by_head ON titles (head);
+CREATE VIRTUAL TABLE IF NOT EXISTS title_words USING fts5 (folded, paper_id UNINDEXED);
+CREATE TABLE IF NOT EXISTS aliases (short TEXT NOT NULL, long TEXT NOT NULL, paper_id TEXT NOT NULL,
+    PRIMARY KEY (short, long, paper_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_by_long ON aliases (long);
+CREATE INDEX IF NOT EXISTS aliases_by_paper ON aliases (paper_id);
+"""
+
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
+_INTRODUCES = re.compile(r"\b(propose|proposes|introduce|introduces|present|presents|call|called|name|named|dub|dubbed|"
+                         r"term|termed|release|releases)\b", re.IGNORECASE)
+_PAREN_SHORT = re.compile(r"\(([A-Za-z][A-Za-z0-9\-+]{1,14})\)")
+
+
+def short_names(paper: Paper) -> set[str]:
+    """Short names a paper goes by: a coined head before a colon ("DEUP: ..."), a parenthesised short form
+    ("(VPT)"), or a coined title word that the abstract introduces ("we propose QuantMCU"). A coined word the
+    abstract merely uses (ImageNet, GPT-4) names a dataset or model, not this paper."""
+    title = paper.title
+    names: set[str] = set()
+    head = title.split(":", 1)[0].strip() if ":" in title else ""
+    if head and len(head) >= 3 and len(head.split()) <= 3 and any(coined(w) for w in head.split()):
+        names.add(head.casefold())
+    names.update(m.casefold() for m in re.findall(r"\(([A-Za-z0-9\-+@]{3,})\)", title) if coined(m))
+    for token in _WORD.findall(title):
+        if len(token) < 3 or not coined(token):  # cheap test first: the regex below is the costly part
+            continue
+        if re.search(rf"{_INTRODUCES.pattern}\W+(?:[\w\-]+\W+){{0,3}}{re.escape(token)}\b", paper.abstract,
+                     re.IGNORECASE):
+            names.add(token.casefold())
+    return names
+
+
+def _long_form(short: str, before: str) -> str | None:
+    """Schwartz & Hearst's rule: the shortest run of words before "(SHORT)" holding SHORT's letters in order,
+    the first one starting a word."""
+    letters = [c.casefold() for c in singular(short) if c.isalnum()]
+    words = before.split()[-min(len(letters) + 5, 2 * len(letters)):]
+    text = " ".join(words)
+    s, pos = len(letters) - 1, len(text) - 1
+    while s >= 0:
+        while pos >= 0 and (text[pos].casefold() != letters[s] or (s == 0 and pos > 0 and text[pos - 1].isalnum())):
+            pos -= 1
+        if pos < 0:
+            return None
+        pos -= 1
+        s -= 1
+    start = text.rfind(" ", 0, pos + 1) + 1
+    long = text[start:]
+    return long if len(long.split()) >= 2 else None
+
+
+def abbreviations(text: str) -> set[tuple[str, str]]:
+    """(short, long) pairs a text defines, folded: {("rlhf", "reinforcement learning from human feedback")}."""
+    found = set()
+    for match in _PAREN_SHORT.finditer(text):
+        short = match.group(1)
+        if sum(c.isupper() for c in short) < 2:
+            continue
+        before = text[: match.start()].rsplit(".", 1)[-1]
+        long = _long_form(short, before)
+        if long:
+            found.add((fold(singular(short)), fold(long)))
+    return found
+
+
+def singular(short: str) -> str:
+    """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU")."""
+    return short[:-1] if short.endswith("s") and sum(c.isupper() for c in short) >= 2 else short
+
+
+def name_rows(paper: Paper) -> dict[str, list[tuple]]:
+    """The rows this paper contributes to each name table."""
+    folded = fold(paper.title)
+    rows: dict[str, list[tuple]] = {"names": [(n, paper.id) for n in short_names(paper)], "titles": [],
+                                    "title_words": [(folded, paper.id)], "aliases": []}
+    if len(folded) >= MIN_TITLE_CHARS:
+        rows["titles"].append((paper.id, " ".join(folded.split()[:HEAD_WORDS]), folded))
+    rows["aliases"] = [(s, l, paper.id) for s, l in abbreviations(f"{paper.title}. {paper.abstract}")]
+    return rows
+
+
+def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
+    """Replace the name rows of these papers (inside the caller's transaction)."""
+    ids = [(p.id,) for p in papers]
+    for table in ("names", "titles", "title_words", "aliases"):
+        db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", ids)
+    for paper in papers:
+        for table, rows in name_rows(paper).items():
+            if rows:
+                marks = ",".join("?" * len(rows[0]))
+                db.executemany(f"INSERT OR IGNORE INTO {table} VALUES ({marks})", rows)
+
+
+_CONNECTORS = r"(?:is|are|all|you|of|the|a|an|for|with|to|in|on|and|from|by|as|at|not|do|can|via|without)"
+_CAP_WORD = r"[A-Z][\w\-']*"
+_TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CAP_WORD}|{_CONNECTORS}))+")
+_QUESTION_WORDS = {"what", "which", "how", "who", "why", "when", "where", "does", "do", "is", "are", "according",
+                   "in", "the", "tell", "explain", "describe"}
+
+
+class NameIndex:
+    """Lookups over the stored names. Thread-safe as long as the connection is (SQLite serialises)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def match(self, question: str) -> list[str]:
+        """Ids of papers whose full title the question contains, or whose short name it uses."""
+        folded = fold(question)
+        words = folded.split()
+        heads = sorted({" ".join(words[i : i + n]) for n in range(1, HEAD_WORDS + 1) for i in range(len(words) - n + 1)})
+        hits: list[str] = []
+        for title, pid in self._select("SELECT folded, paper_id FROM titles WHERE head IN ({})", heads):
+            if title in folded and pid not in hits:
+                hits.append(pid)
+        candidates = {w.casefold() for w in _WORD.findall(question)}
+        candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
+        for pid in self.papers_named(sorted(candidates)):
+            if pid not in hits:
+                hits.append(pid)
+        return hits
+
+    def papers_named(self, names: list[str]) -> list[str]:
+        """Papers going by any of these (folded) names, skipping names shared by too many papers."""
+        by_name: dict[str, list[str]] = {}
+        for name, pid in self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id",
+                                      names):
+            by_name.setdefault(name, []).append(pid)
+        return [pid for name in sorted(by_name) if len(by_name[name]) <= MAX_PAPERS_PER_NAME for pid in by_name[name]]
+
+    def names_unknown_paper(self, question: str) -> str | None:
+        """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
+        indexed title contains: the question is about a paper the index does not hold."""
+        for span in _TITLE_SPAN.findall(question):
+            words = span.split()
+            while words and words[0].casefold() in _QUESTION_WORDS:
+                words.pop(0)
+            if sum(w[:1].isupper() for w in words) < 3:
+                continue
+            phrase = fold(" ".join(words))
+            found = self.db.execute("SELECT 1 FROM title_words WHERE title_words MATCH ? LIMIT 1",
+                                    (f'"{phrase}"',)).fetchone()
+            if found is None:
+                return " ".join(words)
+        return None
+
+    def expansions(self, shorts: list[str]) -> dict[str, list[str]]:
+        """Long forms the corpus defines for these abbreviations (folded), most often defined first."""
+        out: dict[str, list[str]] = {}
+        rows = self._select("SELECT short, long, COUNT(*) AS n FROM aliases WHERE short IN ({}) GROUP BY short, long "
+                            "ORDER BY short, n DESC, long", shorts)
+        for short, long, _ in rows:
+            out.setdefault(short, []).append(long)
+        return out
+
+    def abbreviations_of(self, phrases: list[str]) -> dict[str, list[str]]:
+        """Abbreviations the corpus defines for these long forms (folded)."""
+        out: dict[str, list[str]] = {}
+        for short, long in self._select("SELECT DISTINCT short, long FROM aliases WHERE long IN ({}) ORDER BY short",
+                                        phrases):
+            out.setdefault(long, []).append(short)
+        return out
+
+    def _select(self, sql: str, values: list[str]) -> list[tuple]:
+        return select_in(self.db, sql, values)
+
+
+def select_in(db: sqlite3.Connection, sql: str, values: list[str]) -> list[tuple]:
+    """Run `sql` with its `IN ({})` filled by one placeholder per value (nothing to look up: no rows)."""
+    if not values:
+        return []
+    return db.execute(sql.format(",".join("?" * len(values))), values).fetchall()

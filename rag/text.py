@@ -1,0 +1,135 @@
+"""Text primitives shared by every stage: the one sentence splitter, the one word tokenizer, numbers, names.
+
+One mechanism per job: ingest splits abstracts with `split_sentences` and stores the spans; the verifier splits
+generated text with the same function; BM25, term weights and evidence coverage all use `terms`.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_ABBREVIATIONS = {
+    "e.g", "i.e", "et al", "al", "vs", "fig", "figs", "eq", "eqs", "etc", "cf", "approx", "resp", "dr", "no",
+    "sec", "ref", "refs", "inc", "ltd", "mr", "ms", "st", "vol", "pp", "ca", "est", "viz", "w.r.t", "a.k.a",
+}
+_BOUNDARY = re.compile(r"[.!?](?:[\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of a text; abbreviations and decimals do not end a sentence."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.start() + 1
+        before = text[start:end].rstrip(".!?\"')]")
+        last = before.rsplit(None, 1)[-1].casefold() if before.split() else ""
+        if last.rstrip(".") in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            continue
+        sentence_end = match.end() - len(match.group()) + len(match.group().rstrip())
+        spans.append((start, sentence_end))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text.rstrip())))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
+
+
+# Text in an abstract that addresses the assistant rather than describing research (prompt injection).
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget)\b.{0,30}\b(previous|prior|above|earlier|all)\b.{0,20}\b(instructions?|prompts?|rules)\b"
+    r"|\byou\s+(must|should|will|are to)\s+(now\s+)?(answer|reply|respond|say|output|cite)\b"
+    r"|\b(answer|reply|respond|say)\b[^.]{0,40}\bto (every|all|any) (question|query|prompt)s?\b"
+    r"|\bnew instructions?\s*:",
+    re.IGNORECASE,
+)
+
+
+def looks_like_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION.search(sentence))
+
+
+# Question words that say nothing about content: they would make every abstract look relevant.
+QUESTION_STOPWORDS = frozenset({
+    "paper", "papers", "work", "works", "study", "studies", "article", "articles", "corpus", "collection", "propose",
+    "proposes", "proposed", "present", "presents", "introduce", "introduces", "describe", "describes", "say", "says",
+    "tell", "report", "reports", "reported", "show", "shows", "find", "finds", "found", "use", "uses", "used",
+    "using", "approach", "method", "methods", "model", "models", "what", "which", "how", "does", "do", "did", "is",
+    "are", "was", "were", "mention", "mentions", "discuss", "discusses", "authors", "author", "according", "called",
+    "named", "name", "any", "there", "list", "exist", "exists", "much", "many", "kind", "type", "new", "main", "key",
+    "result", "results", "achieve", "achieves", "get", "gets", "give", "gives", "can", "could", "would", "should",
+    "research", "abstract", "abstracts", "anything", "something", "everything", "please", "me", "explain",
+})
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+@lru_cache(maxsize=1)
+def _question_stopwords() -> frozenset[str]:
+    return _stopwords() | QUESTION_STOPWORDS
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (two characters or more), the unit every term is made from."""
+    return _TOKEN.findall(text.casefold())
+
+
+def stem(word_list: list[str]) -> list[str]:
+    return _stemmer().stemWords(word_list)
+
+
+def terms(text: str, *, question: bool = False) -> list[str]:
+    """The one word tokenizer: lower-cased, stemmed, English stop words out (and question boilerplate for
+    questions). BM25, the IDF table and evidence coverage all count these."""
+    stop = _question_stopwords() if question else _stopwords()
+    return stem([w for w in words(text) if w not in stop])
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")
+
+
+def numbers_in(text: str) -> set[str]:
+    """Numbers as written ("4.5", "1,000" → "1000"), for checking that a claim's numbers are in its source."""
+    return {n.replace(",", "") for n in _NUMBER.findall(text)}
+
+
+_NAME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-+@.]*[A-Za-z0-9+]|[A-Za-z0-9]")
+
+
+def coined(word: str) -> bool:
+    """A made-up name (DEUP, A2PR, LoRA, SlowFast, GPT-4, FPR95), not a capitalised ordinary word (Fine-Tuning)."""
+    parts = [p for p in word.split("-") if p]
+    if any(len(p) >= 3 and p.isupper() for p in parts):
+        return True
+    if any(any(ch.isupper() for ch in p[1:]) for p in parts):
+        return True
+    if len(parts) > 1 and any(len(p) == 1 and p.isupper() for p in parts):
+        return True
+    return any(ch.isdigit() for ch in word) and any(ch.isupper() for ch in word)
+
+
+def name_tokens(text: str) -> list[str]:
+    """Coined names in a text, as written (trailing dots dropped): the tokens a paper, model or metric goes by."""
+    out = []
+    for token in _NAME_TOKEN.findall(text):
+        token = token.rstrip(".")
+        if len(token) >= 2 and coined(token):
+            out.append(token)
+    return out
+
+
+def fold(text: str) -> str:
+    """Lower-case, non-alphanumerics to single spaces: how titles and names are compared."""
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.casefold()).split())

@@ -205,3 +205,19 @@ def test_killed_ingest_at_random_points_completes_to_the_same_index(tmp_path, sm
                 continue
             assert got[key] == expected[key], (key, seed, kills)
     assert sum(1 for _, _, code in kills if code == -9) >= 5, kills
+
+
+def test_local_reader_answers_like_the_chroma_client(small_assistant):
+    """Queries on a local index go through Chroma's engine without the chromadb package (1.2 s of import);
+    they must return what the public client returns."""
+    from rag.index.vectors import local_reader
+
+    index = small_assistant.index
+    reader = local_reader(index.dir / "chroma", small_assistant.settings.index.collection)
+    assert reader is not None, "the installed chromadb's bindings no longer fit the fast reader"
+    for question in ("multigrid video training speedup", "What is DEUP?", "grokking"):
+        vector = small_assistant.retriever.embed(question).astype("float32")
+        fast = reader.query([vector], 10, ["distances"])
+        slow = index.vectors.collection.query(query_embeddings=[vector], n_results=10, include=["distances"])
+        assert fast["ids"][0] == slow["ids"][0]
+        assert fast["distances"][0] == pytest.approx(slow["distances"][0], abs=1e-6)

@@ -1,6 +1,11 @@
 """Chroma adapter: chunk vectors in a collection (embedded PersistentClient in the index directory, or a server).
 
 Chroma gets our own embeddings (its default embedding function would download a model) and telemetry is off.
+
+Reading a local index does not need the `chromadb` Python package: its import alone costs ~1.2 s here, most of
+a cold `rag ask`. `_LocalReader` queries the same files through Chroma's own engine (`chromadb_rust_bindings`,
+which the package itself drives, 0.06 s to import). If those bindings ever change shape, the reader falls back
+to the public client, so a Chroma upgrade costs speed, never answers (tests/test_index.py checks both agree).
 """
 from __future__ import annotations
 
@@ -39,6 +44,37 @@ def forget_chroma_system(path: Path) -> None:
             system.stop()
 
 
+_TENANT, _DATABASE = "default_tenant", "default_database"
+
+
+class _LocalReader:
+    """Read-only nearest-neighbour queries on a local Chroma directory, through Chroma's Rust engine."""
+
+    def __init__(self, directory: Path, name: str):
+        import chromadb_rust_bindings as rust
+
+        config = rust.SqliteDBConfig(hash_type=rust.MigrationHash.MD5, migration_mode=rust.MigrationMode.Validate,
+                                     url=str(directory / "chroma.sqlite3"))
+        self.bindings = rust.Bindings(allow_reset=False, sqlite_db_config=config, persist_path=str(directory),
+                                      hnsw_cache_size=16)
+        self.collection_id = str(self.bindings.get_collection(name, _TENANT, _DATABASE).id)
+
+    def query(self, query_embeddings, n_results: int, include: list[str]) -> dict:
+        result = self.bindings.query(self.collection_id, None, query_embeddings, n_results, None, None, include,
+                                     _TENANT, _DATABASE)
+        return {"ids": result.ids, "distances": result.distances}
+
+
+def local_reader(directory: Path, name: str) -> _LocalReader | None:
+    """The fast reader, or None when this Chroma's bindings do not have the shape it was written for."""
+    if not (directory / "chroma.sqlite3").is_file():
+        return None
+    try:
+        return _LocalReader(directory, name)
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
 class VectorStore:
     """The chunk collection, opened on first use (a question answered from BM25 alone never imports chromadb)."""
 
@@ -48,6 +84,16 @@ class VectorStore:
         self.write = write
         self._client = None
         self._collection = None
+        self._reader = None
+
+    @property
+    def reader(self):
+        """What queries go to: the fast local reader when it applies, else the collection."""
+        if self._reader is None:
+            local = not self.write and not self.settings.index.chroma_host
+            self._reader = (local and local_reader(self.dir / "chroma", self.settings.index.collection)) or \
+                self.collection
+        return self._reader
 
     @property
     def collection(self):
@@ -66,22 +112,22 @@ class VectorStore:
         return self._collection
 
     def _read(self, call):
-        """Run a read against the collection; Chroma raises many types for a damaged store, all become one."""
+        """Run a read; Chroma raises many types for a damaged store, all become one."""
         try:
-            return call(self.collection)
+            return call()
         except IndexCorruptError:
             raise
         except Exception as exc:
             raise IndexCorruptError(f"vector store of index {self.dir} cannot be read ({exc}); {REBUILD_HINT}") from None
 
     def count(self) -> int:
-        return self._read(lambda c: c.count())
+        return self._read(lambda: self.collection.count())
 
     def query(self, embedding: np.ndarray, n: int) -> list[tuple[str, float]]:
         """Nearest chunks as (chunk id, cosine similarity), best first; ids and distances only (fetching
         documents and metadata for 50 chunks cost ~50-120 ms per query on a 100k-chunk server)."""
-        result = self._read(lambda c: c.query(query_embeddings=[embedding.astype(np.float32)], n_results=n,
-                                              include=["distances"]))
+        result = self._read(lambda: self.reader.query(query_embeddings=[embedding.astype(np.float32)], n_results=n,
+                                                      include=["distances"]))
         return [(str(cid), 1.0 - float(dist)) for cid, dist in zip(result["ids"][0], result["distances"][0])]
 
     def replace(self, changed_ids: list[str], chunks: list[Chunk], vectors: np.ndarray) -> None:
@@ -98,7 +144,7 @@ class VectorStore:
             )
 
     def chunk_ids(self) -> list[str]:
-        return list(self._read(lambda c: c.get(include=[]))["ids"])
+        return list(self._read(lambda: self.collection.get(include=[]))["ids"])
 
     def drop_remote(self) -> None:
         """A server keeps the collection outside the index directory: delete it by name on rebuild."""
@@ -107,7 +153,7 @@ class VectorStore:
                 _client(self.settings, self.dir).delete_collection(self.settings.index.collection)
 
     def close(self) -> None:
-        self._collection = None
+        self._collection = self._reader = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 self._client.close()

@@ -4,7 +4,7 @@
 The "before" side is another commit of this repository, checked out as a git worktree and run with the same
 virtualenv on its own index (built here with that commit's code when missing).
 
-    .venv/bin/python bench/chain.py --before-ref e8a5cc1 [--before-index DIR] [--runs 5]
+    .venv/bin/python bench/chain.py --before-ref e8a5cc1 [--before-index DIR] [--after-ref REF] [--runs 5]
 """
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ print(json.dumps(times))
 """
 
 
+def checkout(ref: str) -> Path:
+    tree = Path(tempfile.mkdtemp(prefix="rag-ref-")) / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref], check=True,
+                   capture_output=True)
+    return tree
+
+
 def _env(tree: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(tree)}
 
@@ -66,12 +73,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before-ref", required=True)
     parser.add_argument("--before-index", default=None)
+    parser.add_argument("--after-ref", default=None, help="a commit instead of the working tree")
     parser.add_argument("--index", default=str(ROOT / "index_store"))
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    before_tree = Path(tempfile.mkdtemp(prefix="rag-before-")) / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before_tree), args.before_ref],
-                   check=True, capture_output=True)
+    before_tree = checkout(args.before_ref)
+    after_tree = checkout(args.after_ref) if args.after_ref else ROOT
     try:
         before_index = Path(args.before_index or before_tree.parent / "index")
         if not (before_index / "manifest.json").exists():
@@ -80,11 +87,12 @@ def main() -> None:
         questions = [json.loads(line)["question"] for line in QA.read_text().splitlines()
                      if line.strip() and not json.loads(line).get("history")]
         rows = {}
-        for name, tree, index in (("before", before_tree, before_index), ("after", ROOT, Path(args.index))):
+        for name, tree, index in (("before", before_tree, before_index), ("after", after_tree, Path(args.index))):
             rows[name] = {"warm": warm(tree, index, questions), "cold": cold(tree, index, args.runs)}
     finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before_tree)], capture_output=True)
-    print(f"| {args.before_ref} → working tree | warm answer p50 | warm p95 | cold `rag ask` median of {args.runs} (min–max) |")
+        for tree in {before_tree, after_tree} - {ROOT}:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(f"| {args.before_ref} → {args.after_ref or 'working tree'} | warm answer p50 | warm p95 | cold `rag ask` median of {args.runs} (min–max) |")
     print("|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {pct(r['warm'], 50) * 1000:.1f} ms | {pct(r['warm'], 95) * 1000:.1f} ms | "
@@ -93,7 +101,7 @@ def main() -> None:
     print(f"\nwarm answer p50: {pct(b['warm'], 50) / pct(a['warm'], 50):.1f}× faster; cold ask median: "
           f"{pct(b['cold'], 50) / pct(a['cold'], 50):.2f}× faster ({len(questions)} questions, one run)")
     out = ROOT / "bench" / "results" / "chain.json"
-    out.write_text(json.dumps({"before_ref": args.before_ref, **rows}, indent=2))
+    out.write_text(json.dumps({"before_ref": args.before_ref, "after_ref": args.after_ref, **rows}, indent=2))
 
 
 if __name__ == "__main__":

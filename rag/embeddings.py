@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .config import BUNDLED_MODEL, EmbeddingSettings
+from ._digest import file_digest
 from .errors import ConfigError
 
 
@@ -191,7 +192,7 @@ class OnnxSentenceEncoder:
         self.tokenizer.enable_truncation(self.max_seq_length)
         self.tokenizer.enable_padding()
         path = export_onnx(model_path, quantized)
-        self.digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.digest = file_digest(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

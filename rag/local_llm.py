@@ -7,7 +7,6 @@ as it talks to OpenAI or any other compatible endpoint.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import socket
@@ -16,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._digest import sha256_file, stamped_digest, write_stamp
 from .errors import LocalModelError
 
 INSTALL_HINT = "pip install -e '.[local]'"
@@ -76,17 +76,9 @@ def chunk_files(model: LocalModel) -> list[Path]:
     return files
 
 
-def _stamp(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
 def _is_verified(model: LocalModel, path: Path) -> bool:
     """A cheap re-check at each start: the stamp written after the full hash names this size, digest and mtime."""
-    stamp = _stamp(path)
-    if not (path.is_file() and stamp.is_file()):
-        return False
-    st = path.stat()
-    return st.st_size == model.size and stamp.read_text().split() == [model.sha256, str(st.st_size), str(st.st_mtime_ns)]
+    return stamped_digest(path) == model.sha256 and path.stat().st_size == model.size
 
 
 def verify_file(model: LocalModel, path: Path) -> None:
@@ -94,15 +86,12 @@ def verify_file(model: LocalModel, path: Path) -> None:
     size = path.stat().st_size
     if size != model.size:
         raise LocalModelError(f"{path}: {size} bytes, expected {model.size} for {model.name}")
-    digest = hashlib.sha256()
     with path.open("rb") as fh:
         if fh.read(4) != b"GGUF":
             raise LocalModelError(f"{path}: not a GGUF file (bad magic)")
-        fh.seek(0)
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    if digest.hexdigest() != model.sha256:
-        raise LocalModelError(f"{path}: sha256 {digest.hexdigest()[:12]}… does not match {model.sha256[:12]}… "
+    digest = sha256_file(path)
+    if digest != model.sha256:
+        raise LocalModelError(f"{path}: sha256 {digest[:12]}… does not match {model.sha256[:12]}… "
                               f"for {model.name}; the chunk packages are damaged or from another release")
 
 
@@ -125,8 +114,7 @@ def model_path(name: str, cache: Path | None = None) -> Path:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    st = target.stat()
-    _stamp(target).write_text(f"{model.sha256} {st.st_size} {st.st_mtime_ns}\n")
+    write_stamp(target, model.sha256)
     return target
 
 

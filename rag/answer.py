@@ -1,28 +1,35 @@
-"""The answer chain: retrieve → select evidence → decide whether the corpus answers → compose (LLM or extractive).
+"""The answer chain: retrieve → rank evidence → decide whether and from which papers the corpus answers → compose.
 
-Whatever writes the text, only verified sentences with citations to retrieved papers reach the user; with no LLM
-configured the extractive composer answers from the best evidence sentences, each cited.
+The intent read from the question picks the composition: one paper's answer sentences (fact, definition), every
+paper on a topic (list), each of two papers' facts side by side (compare), or bibliographic metadata. With an LLM
+configured the model writes from numbered sources and only verified sentences reach the user; without one the
+extractive composer quotes the chosen sentences, each cited.
 """
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 from typing import Callable
 
 from .citations import attach_marker, defang
+from .compare import compare_sentence, second_paper
 from .config import Settings
 from .errors import LLMError
-from .evidence import EvidenceSelector, PaperEvidence, fits_answer_type
+from .evidence import EvidenceSelector, PaperEvidence, anchors
+from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
+from .support import (Judged, QuestionSignals, answer_threshold, judge_answers, judge_list, list_threshold,
+                      named_paper_terms)
 from .text import terms
 from .tokens import count_tokens
-from .types import AbstainReason, Answer, AnswerType, Citation, Hit, Intent, Query, Usage, Verification
-
-LIST_K = 15
-SENTENCE_MARGIN = 0.05
-_THE_X_PAPER = re.compile(r"\bthe ((?:[\w\-']+\s+){0,4}?[\w\-']+) paper\b", re.IGNORECASE)
-_NOT_A_NAME = {"original", "famous", "first", "same", "seminal", "well-known", "classic", "above", "this", "that"}
+from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
 OnToken = Callable[[str], None] | None
+LIST_POOL = 40
+COMPARE_POOL = 10
+COMPARE_SENTENCES = 3
+FOCUS_DISCOUNT = 0.5  # a follow-up's own paper needs half the evidence another paper would
+_FIELD_WORDS = {MetadataField.AUTHORS: "authors", MetadataField.DATE: "publication dates",
+                MetadataField.CATEGORY: "subject categories", MetadataField.OTHER: "venues, affiliations or citation counts"}
 
 
 class AnswerChain:
@@ -43,39 +50,58 @@ class AnswerChain:
         return self.llm.name if self.llm is not None else "extractive (offline, no LLM)"
 
     def ask(self, query: Query, on_token: OnToken = None) -> Answer:
-        hits, evidence = self.gather(query)
+        if not query.filters:
+            implied = implied_filters(query, self.store)
+            if implied:
+                query = replace(query, filters=implied, warnings=query.warnings + (
+                    f"answered from the papers with {implied.describe()} (read from the question)",))
+        hits, evidence, signals = self.gather(query)
+        if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
+            query = replace(query, intent=Intent.LIST)  # "papers … published since 2024": which papers, not a field
         base = dict(question=query.question, sources=tuple(hits), standalone_question=query.standalone,
-                    warnings=query.warnings)
-        reason = self.abstain_reason(query, evidence)
-        if reason:
-            return self._abstain(base, on_token, Verification(abstain_reason=reason))
+                    warnings=query.warnings, intent=query.intent)
+        if query.intent is Intent.METADATA:
+            return self._metadata(query, evidence, base, on_token)
+        if query.intent is Intent.LIST and query.filters and not topic_left(query):
+            chosen = self._all_passing(query)
+        elif query.intent is Intent.LIST:
+            chosen = self._list_members(evidence, signals)
+        else:
+            chosen = self._answering(query, evidence, signals)
+        if not chosen:
+            return self._abstain(base, on_token, Verification(abstain_reason=self._why_not(query, evidence, signals)))
         if self.llm is not None:
             try:
-                return self._generate(query, evidence, base, on_token)
+                return self._generate(query, chosen, base, on_token)
             except LLMError as exc:
                 base["warnings"] = query.warnings + (f"{exc}; answered extractively instead",)
-        return self._extractive(evidence, query.intent is Intent.LIST, base, on_token)
+        return self._extractive(query, chosen, base, on_token)
 
-    def gather(self, query: Query) -> tuple[list[Hit], list[PaperEvidence]]:
-        """Retrieve and score evidence; papers ordered by support (a follow-up's own papers first)."""
-        cfg = self.settings.answer
+    def gather(self, query: Query) -> tuple[list[Hit], list[PaperEvidence], QuestionSignals]:
+        """Retrieve a pool sized for the intent and rank every pooled paper's sentences."""
         top_k = self.settings.retrieval.top_k
-        k = query.k or (max(LIST_K, top_k) if query.intent is Intent.LIST else top_k)
-        vector = self.retriever.embed(query.search_text)
-        hits = self.retriever.search(query.search_text, k, focus=query.focus, vector=vector)
-        evidence = self.selector.select(query, vector, hits, cfg.evidence_per_paper)
-        if query.focus:
-            # A follow-up is about the papers of the earlier turns: answer from them while they support it.
-            held = [pe for pe in evidence if pe.hit.paper_id in query.focus and pe.support >= cfg.abstain_below]
-            evidence = held + [pe for pe in evidence if pe not in held]
-        return hits, evidence
+        pools = {Intent.LIST: max(LIST_POOL, top_k), Intent.COMPARE: max(COMPARE_POOL, top_k)}
+        k = query.k or pools.get(query.intent, top_k)
+        vector = query.vector if query.vector is not None else self.retriever.embed(query.search_text)
+        hits = self.retriever.search(query.search_text, k, focus=query.focus, vector=vector, filters=query.filters)
+        evidence = self.selector.select(query, vector, hits)
+        return hits, evidence, self._signals(query)
+
+    def _signals(self, query: Query) -> QuestionSignals:
+        question_anchors = anchors(query.asked, self.store)
+        asked = terms(query.asked, question=True)
+        df = self.store.doc_freq([t for a in question_anchors for t in terms(a)] + asked)
+        return QuestionSignals(
+            anchors=len(question_anchors),
+            unseen_anchor=any(all(df.get(t, 0) == 0 for t in terms(a)) for a in question_anchors if terms(a)),
+            unknown_title=bool(self.store.names.names_unknown_paper(query.question)),
+            named_paper=named_paper_terms(query.question),
+            rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]))
 
     def papers_about(self, text: str) -> list[tuple[str, str]]:
-        """(id, title) of the paper a piece of conversation is about, if one clearly is."""
-        _, evidence = self.gather(Query(question=text, k=3)) if text.strip() else ([], [])
-        if evidence and evidence[0].support >= self.settings.answer.abstain_below:
-            return [(evidence[0].hit.paper_id, evidence[0].hit.paper.title)]
-        return []
+        """(id, title) of the paper a piece of conversation is about: the best match for what was said."""
+        hits = self.retriever.search(text, 1) if text.strip() else []
+        return [(h.paper_id, h.paper.title) for h in hits]
 
     def condense(self, history: list[dict], question: str) -> str:
         """The LLM's standalone rewrite of a follow-up ("" without an LLM, or when the call fails)."""
@@ -89,70 +115,93 @@ class AnswerChain:
             return ""
         return " ".join(completion.text.split())[:1000]
 
-    # ---- abstain ----------------------------------------------------------------------------------
-    def abstain_reason(self, query: Query, evidence: list[PaperEvidence]) -> AbstainReason | None:
-        """Why the corpus cannot answer, or None."""
-        cfg = self.settings.answer
-        if not evidence or evidence[0].support < cfg.abstain_below:
-            return AbstainReason.NO_SUPPORT
-        if self.store.names.names_unknown_paper(query.question) or self._named_paper_missing(query, evidence):
-            return AbstainReason.UNKNOWN_PAPER
-        top = evidence[0]
-        if query.answer_type is AnswerType.NUMBER and not any(
-            fits_answer_type(AnswerType.NUMBER, e.text, query.question) for e in top.sentences
-        ):
-            return AbstainReason.NO_NUMBER
-        return None
+    # ---- which papers answer --------------------------------------------------------------------
+    def _answering(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+        """The paper that answers (two for a comparison), or [] when none clears the threshold."""
+        judged = judge_answers(query, evidence, signals)
+        threshold = answer_threshold()
+        held = [j for j in judged if j.evidence.paper_id in query.focus]
+        if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
+            return held[:1]  # a follow-up is about the conversation's paper while that paper bears on it
+        if not judged or judged[0].probability < threshold:
+            return []
+        if query.intent is not Intent.COMPARE:
+            return judged[:1]
+        other = second_paper(query, judged, self.store)
+        return [judged[0]] + ([other] if other else [])
 
-    def _named_paper_missing(self, query: Query, evidence: list[PaperEvidence]) -> bool:
-        """'the deep residual learning paper': some top paper's title must carry those words."""
-        for match in _THE_X_PAPER.finditer(query.question):
-            words = [w for w in match.group(1).split() if w.casefold() not in _NOT_A_NAME]
-            wanted = set(terms(" ".join(words)))
-            if wanted and not any(pe.hit.title_match or wanted <= set(terms(pe.hit.paper.title))
-                                  for pe in evidence[:3]):
-                return True
-        return False
+    def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+        cut = list_threshold()
+        return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
+
+    def _all_passing(self, query: Query) -> list[Judged]:
+        """'Papers by X since 2023' with no topic: every paper the filters pass, newest first."""
+        papers = sorted(self.store.get(self.store.matching(query.filters)).values(),
+                        key=lambda p: (p.published, p.title), reverse=True)[: self.settings.answer.list_max_papers]
+        hits = [Hit(paper=p, score=1.0, rank=n) for n, p in enumerate(papers, 1)]
+        vector = query.vector if query.vector is not None else self.retriever.embed(query.search_text)
+        return [Judged(pe, 1.0) for pe in sorted(self.selector.select(query, vector, hits), key=lambda e: e.hit.rank)]
 
     @staticmethod
-    def _abstain(base: dict, on_token: OnToken, verification: Verification, usage: Usage | None = None) -> Answer:
+    def _why_not(query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> AbstainReason:
+        if signals.unknown_title:
+            return AbstainReason.UNKNOWN_PAPER
+        if signals.anchors and evidence and all(pe.anchors_missing for pe in evidence[:3]):
+            return AbstainReason.MISSING_NAME
+        return AbstainReason.NO_SUPPORT
+
+    # ---- composing ------------------------------------------------------------------------------
+    @staticmethod
+    def _abstain(base: dict, on_token: OnToken, verification: Verification, usage: Usage | None = None,
+                 text: str = REFUSAL) -> Answer:
         if on_token:
-            on_token(REFUSAL)
-        return Answer(text=REFUSAL, citations=(), abstained=True, usage=usage or Usage(), verification=verification,
+            on_token(text)
+        return Answer(text=text, citations=(), abstained=True, usage=usage or Usage(), verification=verification,
                       **base)
 
-    # ---- extractive composer ----------------------------------------------------------------------
-    def _extractive(self, evidence: list[PaperEvidence], as_list: bool, base: dict, on_token: OnToken,
+    def _metadata(self, query: Query, evidence: list[PaperEvidence], base: dict, on_token: OnToken) -> Answer:
+        """Bibliographic questions are answered from the papers' records, or say which field the index lacks."""
+        column = query.metadata.value if query.metadata and query.metadata is not MetadataField.OTHER else None
+        paper = self._metadata_paper(query, evidence)
+        values = getattr(paper, column) if paper is not None and column else None
+        if not values:
+            what = _FIELD_WORDS[query.metadata or MetadataField.OTHER]
+            held = "" if column and self.store.has_metadata(column) else " The index holds no " + what + "."
+            note = f"{REFUSAL}{held}" if held else REFUSAL
+            return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.NO_METADATA), text=note)
+        shown = ", ".join(values) if isinstance(values, tuple) else str(values)
+        text = f"{query.metadata.value.capitalize()} of \u201c{defang(paper.title)}\u201d [1]: {shown}."
+        if on_token:
+            on_token(text)
+        first = self.store.sentences([paper.id]).get(paper.id, ([], None))[0]
+        quote = first[0].text if first else paper.abstract[:200]
+        return Answer(text=text, citations=(Citation(1, paper.id, paper.title, quote),), abstained=False, **base)
+
+    def _metadata_paper(self, query: Query, evidence: list[PaperEvidence]):
+        """The paper a metadata question is about: the conversation's, or one the question names."""
+        for pid in query.focus:
+            for pe in evidence:
+                if pe.paper_id == pid:
+                    return pe.hit.paper
+        named = [pe for pe in evidence if pe.hit.title_match]
+        return named[0].hit.paper if named else None
+
+    def _extractive(self, query: Query, chosen: list[Judged], base: dict, on_token: OnToken,
                     verification: Verification | None = None, usage: Usage | None = None) -> Answer:
-        text, citations = (self._list_answer if as_list else self._single_answer)(evidence)
+        papers = [j.evidence for j in chosen]
+        if query.intent is Intent.LIST:
+            text, citations = _list_answer(papers)
+        elif len(papers) == 2:
+            text, citations = _compare_answer(query, papers)
+        else:
+            text, citations = _single_answer(papers[0], self.settings.answer.max_sentences)
         if on_token:
             on_token(text)
         return Answer(text=text, citations=tuple(citations), abstained=False,
                       usage=usage or Usage(), verification=verification or Verification(), **base)
 
-    def _list_answer(self, evidence: list[PaperEvidence]) -> tuple[str, list[Citation]]:
-        cfg = self.settings.answer
-        floor = max(cfg.list_min_support, evidence[0].support - cfg.list_max_gap)
-        chosen = [pe for pe in evidence if pe.support >= floor][: cfg.list_max_papers]
-        lines = [f"{len(chosen)} paper{'s' if len(chosen) != 1 else ''} in the corpus bear on this:"]
-        citations = []
-        for n, pe in enumerate(chosen, 1):
-            best = pe.sentences[0]
-            citations.append(Citation(number=n, paper_id=pe.hit.paper_id, title=pe.hit.paper.title, quote=best.text))
-            lines.append(f"- {defang(pe.hit.paper.title)} [{n}]: {defang(best.text)}")
-        return "\n".join(lines), citations
-
-    def _single_answer(self, evidence: list[PaperEvidence]) -> tuple[str, list[Citation]]:
-        top = evidence[0]
-        best = top.sentences[0]
-        picked = [e for i, e in enumerate(top.sentences) if i < 2 or e.score >= best.score - SENTENCE_MARGIN]
-        picked = sorted(picked[: self.settings.answer.max_sentences], key=lambda e: e.start)
-        body = " ".join(attach_marker(defang(e.text), "[1]") for e in picked)
-        text = f"From \u201c{defang(top.hit.paper.title)}\u201d [1]: {body}"
-        return text, [Citation(number=1, paper_id=top.hit.paper_id, title=top.hit.paper.title, quote=best.text)]
-
-    # ---- LLM generation + verification ------------------------------------------------------------
-    def _prompt(self, query: Query, evidence: list[PaperEvidence]) -> tuple[list[dict], dict]:
+    # ---- LLM generation + verification ----------------------------------------------------------
+    def _prompt(self, query: Query, papers: list[PaperEvidence]) -> tuple[list[dict], dict]:
         """Chat messages with numbered sources that fit the context budget, and the papers behind the numbers."""
         llm_cfg = self.settings.llm
         system = load_prompt("answer_system").render(refusal=REFUSAL)
@@ -163,9 +212,11 @@ class AnswerChain:
         numbered: dict = {}
         blocks: list[str] = []
         used = 0
-        for pe in evidence[: None if query.intent is Intent.LIST else llm_cfg.max_sources]:
+        per_paper = self.settings.answer.evidence_per_paper
+        for pe in papers[: None if query.intent is Intent.LIST else llm_cfg.max_sources]:
             head = f"[{len(numbered) + 1}] {defang(pe.hit.paper.title)}\n"
-            excerpt = head + " ".join(defang(e.text) for e in sorted(pe.sentences, key=lambda e: e.start))
+            best = sorted(pe.sentences[:per_paper], key=lambda e: e.start)
+            excerpt = head + " ".join(defang(e.text) for e in best)
             block = head + defang(pe.hit.paper.abstract) if llm_cfg.evidence == "abstracts" else excerpt
             cost = count_tokens(block, llm_cfg.encoding)
             if used + cost > budget and block is not excerpt:  # the excerpt is shorter; try it
@@ -178,10 +229,10 @@ class AnswerChain:
         user = template.render(question=question, evidence="\n\n".join(blocks), refusal=REFUSAL)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}], numbered
 
-    def _generate(self, query: Query, evidence: list[PaperEvidence], base: dict, on_token: OnToken) -> Answer:
+    def _generate(self, query: Query, chosen: list[Judged], base: dict, on_token: OnToken) -> Answer:
         from .citations import StreamVerifier, Verifier
 
-        messages, numbered = self._prompt(query, evidence)
+        messages, numbered = self._prompt(query, [j.evidence for j in chosen])
         verifier = Verifier(numbered, self.embedder, self.store)
         stream = StreamVerifier(verifier, emit=on_token)
         completion = self.llm.complete(messages, on_token=stream.feed)
@@ -189,18 +240,43 @@ class AnswerChain:
         usage = Usage(backend="llm", model=completion.model, prompt_tokens=completion.prompt_tokens,
                       completion_tokens=completion.completion_tokens)
         if not verifier.kept:
+            report = verifier.report(raw_text=completion.text)
             if verifier.model_refused and self.settings.llm.on_refusal == "abstain":
-                report = verifier.report(raw_text=completion.text)
-                return self._abstain(base, on_token, _with_reason(report, AbstainReason.MODEL_REFUSED), usage)
-            return self._extractive(evidence, query.intent is Intent.LIST, base, on_token,
-                                    verification=verifier.report(fell_back=True, raw_text=completion.text), usage=usage)
+                return self._abstain(base, on_token, replace(report, abstain_reason=AbstainReason.MODEL_REFUSED),
+                                     usage)
+            return self._extractive(query, chosen, base, on_token, verification=replace(report, fell_back=True),
+                                    usage=usage)
         papers = {p.id: p for p in numbered.values()}
         return Answer(text=" ".join(verifier.kept), citations=verifier.citations(papers), abstained=False,
                       usage=usage, verification=verifier.report(raw_text=completion.text), **base)
 
 
-def _with_reason(report: Verification, reason: AbstainReason) -> Verification:
-    from dataclasses import replace
+def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Citation]]:
+    """The paper's best-ranked sentences, in the abstract's order."""
+    picked = sorted(pe.sentences[:max_sentences], key=lambda e: e.start)
+    body = " ".join(attach_marker(defang(e.text), "[1]") for e in picked)
+    text = f"From \u201c{defang(pe.hit.paper.title)}\u201d [1]: {body}"
+    return text, [Citation(number=1, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=pe.sentences[0].text)]
 
-    return replace(report, abstain_reason=reason)
 
+def _list_answer(papers: list[PaperEvidence]) -> tuple[str, list[Citation]]:
+    lines = [f"{len(papers)} paper{'s' if len(papers) != 1 else ''} in the corpus bear on this:"]
+    citations = []
+    for n, pe in enumerate(papers, 1):
+        best = pe.sentences[0]
+        citations.append(Citation(number=n, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=best.text))
+        lines.append(f"- {defang(pe.hit.paper.title)} [{n}]: {defang(best.text)}")
+    return "\n".join(lines), citations
+
+
+def _compare_answer(query: Query, papers: list[PaperEvidence]) -> tuple[str, list[Citation]]:
+    """Each paper's own fact, quoted and cited, then a comparison only when the two facts are comparable."""
+    parts, citations = [], []
+    for n, pe in enumerate(papers, 1):
+        best = pe.sentences[0]
+        citations.append(Citation(number=n, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=best.text))
+        quoted = sorted(pe.sentences[:COMPARE_SENTENCES], key=lambda e: e.start)
+        body = " ".join(attach_marker(defang(e.text), f"[{n}]") for e in quoted)
+        parts.append(f"\u201c{defang(pe.hit.paper.title)}\u201d [{n}]: {body}")
+    conclusion = compare_sentence(query, [(pe.hit.paper.title, pe.sentences[0].text) for pe in papers])
+    return "\n".join(parts + ([conclusion] if conclusion else [])), citations

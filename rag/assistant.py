@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 from .config import Settings, load_settings
 from .errors import IndexMissingError
-from .types import Answer, Hit
+from .types import Answer, Filters, Hit
 
 
 class Assistant:
@@ -96,21 +96,30 @@ class Assistant:
         report.issues = [str(i) for i in read.issues]
         return report
 
-    def search(self, question: str, k: int | None = None) -> list[Hit]:
+    def search(self, question: str, k: int | None = None, *, filters: Filters = Filters()) -> list[Hit]:
+        """Ranked papers; `filters` restrict by metadata (NoMatchingPapersError when no paper passes)."""
         from .query import clean_question
 
         question, _ = clean_question(question, self.settings.answer.max_question_tokens)
-        return self.retriever.search(question, k)
+        return self.retriever.search(question, k, filters=filters)
 
     def ask(self, question: str, *, k: int | None = None, history: list[dict] | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
-        """Answer with verified citations, or abstain. `history` holds earlier chat turns for follow-ups."""
-        return self.chat(history=history).ask(question, k=k, on_token=on_token)
+            on_token: Callable[[str], None] | None = None, filters: Filters = Filters()) -> Answer:
+        """Answer with verified citations, or abstain. `history` holds earlier chat turns for follow-ups;
+        `filters` restrict which papers may answer (dates, category, author)."""
+        return self.chat(history=history, filters=filters).ask(question, k=k, on_token=on_token)
 
-    def chat(self, history: list[dict] | None = None):
+    def chat(self, history: list[dict] | None = None, filters: Filters = Filters()):
         from .chat import Conversation
 
-        return Conversation(self.chain, self.settings.answer.max_question_tokens, history=history)
+        return Conversation(self.chain, self.reader, history=history, filters=filters)
+
+    @property
+    def reader(self):
+        """Reads questions into Query objects (embedding, intent, answer type, follow-up)."""
+        from .query import QuestionReader
+
+        return QuestionReader(self.embedder, self.settings.answer.max_question_tokens)
 
     def paper(self, paper_id: str):
         """A stored paper by id, or None."""

@@ -7,32 +7,21 @@ nothing gets a note saying so.
 """
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import replace
 from typing import Callable
 
-from .query import make_query
-from .types import Answer, Query
+from .types import Answer, Filters, Query
 
-_ANAPHORA = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|these|those|the paper|the method|the model|the approach|the authors|"
-    r"(this|that|the same) (paper|method|model|approach|work|study|one|technique|algorithm|framework)|"
-    r"the former|the latter)\b",
-    re.IGNORECASE,
-)
 _MAX_HISTORY_TURNS = 6
 NO_EARLIER_TURN = "this looks like a follow-up, but there is no earlier turn in this conversation to refer to"
 
 
-def is_follow_up(question: str) -> bool:
-    return bool(_ANAPHORA.search(question))
-
-
 class Conversation:
-    def __init__(self, chain, max_question_tokens: int, history: list[dict] | None = None):
+    def __init__(self, chain, reader, history: list[dict] | None = None, filters: Filters = Filters()):
         self.chain = chain
-        self.max_question_tokens = max_question_tokens
+        self.reader = reader
+        self.filters = filters
         self.history: list[dict] = [dict(m) for m in history or []]
         self.answers: list[Answer] = []
 
@@ -47,7 +36,7 @@ class Conversation:
     def ask(self, question: str, *, k: int | None = None, on_token: Callable[[str], None] | None = None,
             cancel: threading.Event | None = None) -> Answer:
         """Answer and remember the turn; a turn cancelled meanwhile (Ctrl-C in the REPL) is not remembered."""
-        query = self.resolve(question, k=k)
+        query = replace(self.resolve(question, k=k), filters=self.filters)
         answer = self.chain.ask(query, on_token=on_token)
         if cancel is not None and cancel.is_set():
             return answer
@@ -60,8 +49,8 @@ class Conversation:
 
     def resolve(self, question: str, k: int | None = None) -> Query:
         """This turn's Query: standalone form, retrieval text and focus papers when it is a follow-up."""
-        query = make_query(question, self.max_question_tokens, k=k)
-        if not is_follow_up(query.question):
+        query = self.reader.read(question, k=k)
+        if not query.follow_up:
             return query
         if not self.history:
             return replace(query, warnings=query.warnings + (NO_EARLIER_TURN,))
@@ -75,16 +64,15 @@ class Conversation:
             standalone = f"{query.question} ({titles})"
         else:
             return query
-        return make_query(question, self.max_question_tokens, standalone=standalone, retrieval=standalone,
-                          focus=tuple(pid for pid, _ in context), follow_up=True, k=k)
+        return self.reader.with_text(query, standalone, tuple(pid for pid, _ in context))
 
     def _context_papers(self) -> list[tuple[str, str]]:
         """(id, title) of the papers the conversation was last about: cited in the latest answer that cited any."""
         for answer in reversed(self.answers):
             if answer.citations:
                 return [(c.paper_id, c.title) for c in answer.citations[:2]]
-        # History given as text only (e.g. an eval item): find the paper the earlier turns talk about.
-        return self.chain.papers_about(" ".join(m["content"] for m in self.history[-4:]))
+        # History given as text only (e.g. an eval item): the paper the latest exchange talks about.
+        return self.chain.papers_about(" ".join(m["content"] for m in self.history[-2:]))
 
     def _condense(self, question: str) -> str:
         return self.chain.condense(self.history[-2 * _MAX_HISTORY_TURNS :], question)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -35,6 +36,26 @@ def _settings(ctx: click.Context, **groups):
     for key, value in groups.items():
         base.setdefault(key, {}).update(value)
     return load_settings(obj.get("config"), **base)
+
+
+def _filter_options(command):
+    """--since/--until/--category/--author: restrict which papers may answer, by the records' metadata."""
+    for name, help_text in reversed((
+            ("--since", "Only papers published on or after this date (YYYY, YYYY-MM or YYYY-MM-DD)."),
+            ("--until", "Only papers published on or before this date (same forms)."),
+            ("--category", "Only papers in this category (e.g. cs.LG), when the records carry categories."),
+            ("--author", "Only papers with an author whose name contains this."))):
+        command = click.option(name, default=None, help=help_text)(command)
+    return command
+
+
+def _filters(since: str | None, until: str | None, category: str | None, author: str | None):
+    from .types import Filters
+
+    for name, value in (("--since", since), ("--until", until)):
+        if value and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
+            raise click.BadParameter(f"{value!r} is not a date like 2023, 2023-06 or 2023-06-30", param_hint=name)
+    return Filters(since=since, until=until, category=category, author=author)
 
 
 def _llm_groups(llm: str | None, model: str | None) -> dict:
@@ -103,13 +124,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool) -> None:
 @click.argument("question")
 @click.option("-k", "k", type=int, default=None, help="How many papers to return.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of {paper_id, title, score, snippet}.")
+@_filter_options
 @click.pass_context
-def search(ctx: click.Context, question: str, k: int | None, as_json: bool) -> None:
+def search(ctx: click.Context, question: str, k: int | None, as_json: bool, **filters) -> None:
     """Ranked papers for QUESTION (hybrid dense + BM25 + title match)."""
     from .assistant import Assistant
 
     with Assistant(_settings(ctx), build_if_missing=False) as assistant:
-        hits = assistant.search(question, k)
+        hits = assistant.search(question, k, filters=_filters(**filters))
         if as_json:
             click.echo(json.dumps([{"paper_id": h.paper_id, "title": h.paper.title, "score": round(h.score, 6),
                                     "snippet": h.snippet} for h in hits], ensure_ascii=False, indent=2))
@@ -127,13 +149,15 @@ def search(ctx: click.Context, question: str, k: int | None, as_json: bool) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (question, text, citations, sources, usage).")
 @click.option("--llm", default=None, help="OpenAI-compatible base URL to answer with, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
 @click.option("--model", default=None, help="Model name for the LLM endpoint.")
+@_filter_options
 @click.pass_context
-def ask(ctx: click.Context, question: str, k: int | None, as_json: bool, llm: str | None, model: str | None) -> None:
+def ask(ctx: click.Context, question: str, k: int | None, as_json: bool, llm: str | None, model: str | None,
+        **filters) -> None:
     """Answer QUESTION with verified citations, or abstain."""
     from .assistant import Assistant
 
     with Assistant(_settings(ctx, **_llm_groups(llm, model)), build_if_missing=False) as assistant:
-        answer = assistant.ask(question, k=k)
+        answer = assistant.ask(question, k=k, filters=_filters(**filters))
         if as_json:
             click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
             return
@@ -164,26 +188,31 @@ def chat(ctx: click.Context, k: int | None, llm: str | None, model: str | None, 
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), default=None, help="Write the Markdown table here.")
 @click.option("--plot", "plot_out", type=click.Path(path_type=Path), default=None, help="Write a PNG bar chart here.")
 @click.option("-k", "k", type=int, default=None, help="Papers retrieved per question.")
+@click.option("--split", type=click.Choice(["dev", "test", "all"]), default="all", show_default=True,
+              help="Run only the items of this split (items without a split count as dev).")
 @click.option("--llm", default=None, help="OpenAI-compatible base URL, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
 @click.option("--model", default=None, help="Model name for the LLM endpoint.")
 @click.pass_context
 def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
-             k: int | None, llm: str | None, model: str | None) -> None:
+             k: int | None, split: str, llm: str | None, model: str | None) -> None:
     """Run an eval set (see EVAL_FORMAT) and report retrieval, citation, fact and abstention quality."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from .assistant import Assistant
+    from .errors import EvalFileError
     from .eval import load_eval_file, markdown_report, plot_report, run_eval
 
-    items = load_eval_file(file)
+    items = [i for i in load_eval_file(file) if split == "all" or (i.split or "dev") == split]
+    if not items:
+        raise EvalFileError(f"{file}: no items in split {split!r}")
     err = Console(stderr=True)
     with Assistant(_settings(ctx, **_llm_groups(llm, model)), build_if_missing=False) as assistant:
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as bar:
             task = bar.add_task("eval", total=len(items))
             report = run_eval(assistant, items, k=k, progress=lambda: bar.advance(task))
-    table = markdown_report(report, title=f"{file.name} — {report['backend']}")
+    table = markdown_report(report, title=f"{file.name} ({split}) — {report['backend']}")
     click.echo(table)
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,7 @@ class PromptError(RagError):
 
 class LocalModelError(LLMError):
     """A bundled local model is not installed, fails its checksum, or its server did not start."""
+
+
+class NoMatchingPapersError(RagError):
+    """Search filters (dates, category, author) that no indexed paper passes."""

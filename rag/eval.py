@@ -166,6 +166,8 @@ class RowResult:
     completion_tokens: int = 0
     failed: list[str] = field(default_factory=list)
     verification: Verification | None = None
+    intent: str = ""
+    standalone: str = ""
 
 
 def verification_summary(rows: list[RowResult]) -> dict | None:
@@ -253,7 +255,8 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         row = RowResult(item=item, answer_text=answer.text, abstained=answer.abstained,
                         cited=[c.title for c in answer.citations], retrieved=retrieved, latency=latency,
                         prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
-                        verification=answer.verification)
+                        verification=answer.verification, intent=answer.intent.value if answer.intent else "",
+                        standalone=answer.standalone_question)
         row.failed = failed_checks(row)
         rows.append(row)
         if progress:
@@ -268,6 +271,9 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
             {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
              "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
              "failed": r.failed, "latency_s": round(r.latency, 4),
+             "intent": r.intent, "standalone_question": r.standalone,
+             "abstain_reason": r.verification.abstain_reason.value
+             if r.verification and r.verification.abstain_reason else None,
              "raw_llm_answer": r.verification.raw_text if r.verification else ""}
             for r in rows
         ],

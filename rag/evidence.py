@@ -2,40 +2,71 @@
 
 `relevance` is the one scoring function: meaning (MiniLM cosine between the probe's vector and the sentence's
 stored vector) mixed with the IDF-weighted share of the probe's terms the sentence (with its paper's title)
-contains. Evidence selection ranks sentences with it; verification accepts a citation with it. Per question only
-the question is embedded; sentence vectors and terms were stored at ingest.
+contains, abbreviations counted as their long forms and back. Evidence selection ranks sentences with it, plus
+what the question asks for (a number, a name, a definition), through a small learned ranker; verification accepts
+a citation with it. Per question only the question is embedded; sentence vectors and terms were stored at ingest.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .text import terms
-from .types import AnswerType, Evidence, Hit, Query, Sentence
+from .text import coined, fold, name_tokens, terms, words
+from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What sentences are scored against: a vector and IDF-weighted terms."""
+    """What sentences are scored against: a vector, IDF-weighted terms, and abbreviation equivalences
+    ((terms the probe states, terms that stand for them in a text): "rlhf" ↔ "reinforc learn human feedback")."""
 
     vector: np.ndarray
     terms: tuple[str, ...]
     weights: dict[str, float]
+    equivalents: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
+
+    def covered(self, text_terms: frozenset[str] | set[str]) -> set[str]:
+        found = {t for t in self.terms if t in text_terms}
+        for stated, standing_for in self.equivalents:
+            if standing_for <= text_terms:
+                found |= stated
+        return found
 
     def coverage(self, text_terms: frozenset[str] | set[str]) -> float:
         """IDF-weighted share of the probe's terms found in `text_terms`."""
         total = sum(self.weights.get(t, 0.0) for t in self.terms)
         if total <= 0:
             return 0.0
-        return sum(self.weights.get(t, 0.0) for t in self.terms if t in text_terms) / total
+        return sum(self.weights.get(t, 0.0) for t in self.covered(text_terms)) / total
+
+
+def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
+    """Pairs of term sets the corpus defines as the same thing, for the abbreviations and long forms in `text`."""
+    from .index.names import singular
+
+    shorts = sorted({fold(singular(t)) for t in name_tokens(text)} | {w for w in words(text) if len(w) <= 8})
+    pairs = []
+    for short, longs in names.expansions(shorts).items():
+        for long in longs[:3]:
+            pairs.append((frozenset(terms(short)), frozenset(terms(long))))
+    tokens = fold(text).split()
+    phrases = sorted({" ".join(tokens[i:i + n]) for n in range(2, 7) for i in range(len(tokens) - n + 1)})
+    for long, shorts_of in names.abbreviations_of(phrases).items():
+        for short in shorts_of[:3]:
+            pairs.append((frozenset(terms(long)), frozenset(terms(short))))
+    return tuple((a, b) for a, b in pairs if a and b and a != b)
 
 
 def make_probe(store, vector: np.ndarray, text: str, *, question: bool) -> Probe:
     probe_terms = tuple(dict.fromkeys(terms(text, question=question)))
-    return Probe(vector=vector, terms=probe_terms, weights=store.idf(probe_terms))
+    equivalents = abbreviation_equivalents(store.names, text) if question else ()
+    extra = {t for _, b in equivalents for t in b}
+    return Probe(vector=vector, terms=probe_terms, weights=store.idf(set(probe_terms) | extra),
+                 equivalents=equivalents)
 
 
 def relevance(similarity: float | np.ndarray, coverage: float | np.ndarray):
@@ -47,6 +78,7 @@ def relevance(similarity: float | np.ndarray, coverage: float | np.ndarray):
 class PaperSentences:
     """A paper's stored evidence sentences and their vectors, loaded once per question."""
 
+    title: str
     title_terms: frozenset[str]
     sentences: list[Sentence]
     vectors: np.ndarray
@@ -55,14 +87,13 @@ class PaperSentences:
     def all_terms(self) -> frozenset[str]:
         return self.title_terms.union(*(s.terms for s in self.sentences))
 
-    def scores(self, probe: Probe, *, paper_coverage: bool = False) -> np.ndarray:
-        """relevance() of every sentence to the probe; the lexical part counts the title's terms as the
-        sentence's own, and with `paper_coverage` averages in how much of the probe the whole paper covers."""
-        sims = self.vectors @ probe.vector if len(self.sentences) else np.zeros(0)
+    def similarities(self, probe: Probe) -> np.ndarray:
+        return self.vectors @ probe.vector if self.sentences else np.zeros(0)
+
+    def scores(self, probe: Probe) -> np.ndarray:
+        """relevance() of every sentence to the probe; the title's terms count as each sentence's own."""
         lexical = np.array([probe.coverage(s.terms | self.title_terms) for s in self.sentences])
-        if paper_coverage:
-            lexical = (lexical + probe.coverage(self.all_terms)) / 2
-        return relevance(sims, lexical)
+        return relevance(self.similarities(probe), lexical)
 
 
 def load_sentences(store, papers) -> dict[str, PaperSentences]:
@@ -72,60 +103,146 @@ def load_sentences(store, papers) -> dict[str, PaperSentences]:
     out = {}
     for paper in papers:
         sentences, vectors = stored.get(paper.id, ([], np.zeros((0, 1), dtype=np.float32)))
-        out[paper.id] = PaperSentences(frozenset(terms(paper.title)), sentences, vectors)
+        out[paper.id] = PaperSentences(paper.title, frozenset(terms(paper.title)), sentences, vectors)
     return out
+
+
+# ---- what the question names ---------------------------------------------------------------------------------
+_DEFINES = re.compile(r"\b(we (propose|introduce|present|develop|call|name|dub|term)|(is|are) an? |called|named|dubbed|"
+                      r"termed|refers? to|stands? for)\b|\(\w+\)", re.IGNORECASE)
+_BOILERPLATE = re.compile(r"https?://|github|\bcode (is|and \w+ are) (publicly |freely )?(available|released)|"
+                          r"\bavailable at\b|\bopen[- ]source[sd]?\b.{0,30}\b(code|implementation)", re.IGNORECASE)
+_NUMBER = re.compile(r"\d")
+# A number that measures a change or a share (4.5x, 30%, 3-fold, 2 times), not a count or a name (128 GPUs, GPT-4).
+_RATIO = re.compile(r"\d(?:\.\d+)?\s*(?:x\b|×|%|\\%|-?fold\b|times\b|points?\b|pp\b)", re.IGNORECASE)
+
+
+def anchors(question: str, store) -> list[str]:
+    """Names the question hangs on (DEUP, GPT-3, WMT14, Hinton): coined tokens, and capitalised words no indexed
+    paper uses. An answer that holds none of them answers some other question."""
+    found = list(dict.fromkeys(name_tokens(question)))
+    capitalised = [w for i, w in enumerate(re.findall(r"[A-Za-z][\w\-']*", question))
+                   if i and w[:1].isupper() and not coined(w) and len(w) > 2 and terms(w)]
+    df = store.doc_freq(t for w in capitalised for t in terms(w))
+    found += [w for w in capitalised if w not in found and all(df.get(t, 0) == 0 for t in terms(w))]
+    return found
+
+
+def anchor_found(anchor: str, text_folded: str, equivalents) -> bool:
+    """The anchor occurs in the text as a word sequence, or its corpus-defined long form / abbreviation does."""
+    name = fold(anchor)
+    if name and f" {name} " in f" {text_folded} ":
+        return True
+    name_terms = frozenset(terms(anchor))
+    text_terms = set(terms(text_folded))
+    return any(a == name_terms and b <= text_terms for a, b in equivalents)
+
+
+def aspect_probe(probe: Probe, paper: PaperSentences) -> Probe:
+    """The probe without the words that name this paper: what the question asks *about* it."""
+    return replace(probe, terms=tuple(t for t in probe.terms if t not in paper.title_terms))
+
+
+# ---- sentence features and the ranker -------------------------------------------------------------------------
+SENTENCE_FEATURES = (
+    "similarity", "coverage", "coverage_sentence_only", "novelty", "has_number", "number_wanted",
+    "has_name", "name_wanted", "defines", "definition_wanted", "first", "last", "position", "boilerplate", "length",
+    "anchors_in_sentence", "aspect_coverage", "has_ratio", "ratio_wanted",
+)
+
+
+def sentence_features(query: Query, probe: Probe, paper: PaperSentences, question_anchors: list[str],
+                      equivalents) -> np.ndarray:
+    """One row per sentence of the paper, columns as SENTENCE_FEATURES."""
+    n = len(paper.sentences)
+    if not n:
+        return np.zeros((0, len(SENTENCE_FEATURES)))
+    sims = paper.similarities(probe)
+    q_terms = set(probe.terms)
+    aspect = aspect_probe(probe, paper)
+    asked_names = {fold(a) for a in name_tokens(query.asked)}
+    wants_number = query.answer_type is AnswerType.NUMBER
+    wants_name = query.answer_type is AnswerType.NAME
+    wants_definition = query.intent is Intent.DEFINITION
+    rows = []
+    for i, (sentence, sim) in enumerate(zip(paper.sentences, sims)):
+        text = sentence.text
+        has_number = bool(_NUMBER.search(text))
+        has_name = any(fold(t) not in asked_names for t in name_tokens(text))
+        defines = bool(_DEFINES.search(text)) and (not asked_names or any(
+            f" {a} " in f" {fold(text)} " for a in asked_names))
+        anchored = sum(anchor_found(a, fold(text), equivalents) for a in question_anchors)
+        rows.append([
+            sim, probe.coverage(sentence.terms | paper.title_terms), probe.coverage(sentence.terms),
+            len(sentence.terms - q_terms) / max(len(sentence.terms), 1), has_number, has_number and wants_number,
+            has_name, has_name and wants_name, defines, defines and wants_definition, i == 0, i == n - 1,
+            i / max(n - 1, 1), bool(_BOILERPLATE.search(text)), min(len(text.split()), 60) / 60,
+            anchored / max(len(question_anchors), 1), aspect.coverage(sentence.terms), bool(_RATIO.search(text)),
+            bool(_RATIO.search(text)) and wants_number,
+        ])
+    return np.array(rows, dtype=np.float64)
 
 
 @dataclass(frozen=True)
 class PaperEvidence:
-    """A retrieved paper's best sentences, best first, and how well the paper supports the question."""
+    """A retrieved paper's sentences ranked for the question, best first, and the paper-level signals the
+    answer decisions use."""
 
     hit: Hit
     sentences: tuple[Evidence, ...]
-    support: float
+    support: float          # the best sentence's ranker score (a logit)
+    coverage: float         # share of the question's terms the whole paper holds
+    title_coverage: float
+    best_similarity: float
+    anchors_missing: int    # question anchors found nowhere in the paper
+    aspect_coverage: float  # best share of what the question asks about the paper that one sentence holds
+    aspect_number: float    # the same over sentences holding a number (what a "how many" answer needs)
+    top3_similarity: float  # mean cosine of the three closest sentences: is the topic the paper's subject?
+    covering_share: float   # share of sentences holding at least half of the question (IDF-weighted)
+    paper_terms: frozenset[str] = frozenset()
 
-
-# Bonuses on top of relevance when ranking sentences for an answer (chosen on evals/qa.jsonl in session 1).
-TITLE_MATCH_BONUS = 0.2
-ANSWER_TYPE_BONUS = 0.12
-
-
-def fits_answer_type(kind: AnswerType, sentence: str, question: str) -> bool:
-    import re
-
-    if kind is AnswerType.NUMBER:
-        return bool(re.search(r"\d", sentence))
-    if kind is AnswerType.NAME:
-        asked = set(terms(question))
-        names = re.findall(r"\b([A-Z][A-Za-z0-9@+\-]*[A-Z0-9@+][A-Za-z0-9@+\-]*|[A-Z][a-z]+(?:-[A-Z][a-z]+)+)\b", sentence)
-        return any(not set(terms(n)) <= asked for n in names)
-    return False
+    @property
+    def paper_id(self) -> str:
+        return self.hit.paper_id
 
 
 class EvidenceSelector:
-    """Ranks the stored sentences of retrieved papers for a query."""
+    """Ranks the stored sentences of retrieved papers for a query with the learned sentence ranker."""
 
     def __init__(self, store):
         self.store = store
 
-    def select(self, query: Query, vector: np.ndarray, hits: list[Hit], per_paper: int) -> list[PaperEvidence]:
-        """Papers ordered by support, each with its best `per_paper` sentences."""
+    def select(self, query: Query, vector: np.ndarray, hits: list[Hit]) -> list[PaperEvidence]:
+        """Every retrieved paper with its sentences ranked; papers ordered by support."""
+        from .learned import load_model
+
         if not hits:
             return []
+        ranker = load_model("sentence_ranker", SENTENCE_FEATURES)
         probe = make_probe(self.store, vector, query.asked, question=True)
+        question_anchors = anchors(query.asked, self.store)
         loaded = load_sentences(self.store, [h.paper for h in hits])
         out = []
         for hit in hits:
             paper = loaded[hit.paper_id]
-            scores = paper.scores(probe, paper_coverage=True)
-            scored = []
-            for sentence, score in zip(paper.sentences, scores):
-                score = float(score) + (TITLE_MATCH_BONUS if hit.title_match else 0.0)
-                if fits_answer_type(query.answer_type, sentence.text, query.asked):
-                    score += ANSWER_TYPE_BONUS
-                scored.append(Evidence(sentence=sentence, score=score))
-            scored.sort(key=lambda e: -e.score)
-            best = tuple(scored[:per_paper])
-            out.append(PaperEvidence(hit=hit, sentences=best, support=best[0].score if best else 0.0))
+            features = sentence_features(query, probe, paper, question_anchors, probe.equivalents)
+            scores = ranker.logits(features)[:, 0] if len(features) else np.zeros(0)
+            ranked = sorted((Evidence(sentence=s, score=float(v)) for s, v in zip(paper.sentences, scores)),
+                            key=lambda e: -e.score)
+            folded = fold(f"{paper.title} " + " ".join(s.text for s in paper.sentences))
+            aspect = aspect_probe(probe, paper)
+            aspects = [(aspect.coverage(s.terms), bool(_NUMBER.search(s.text))) for s in paper.sentences]
+            sims = np.sort(paper.similarities(probe))[::-1]
+            covering = [probe.coverage(s.terms | paper.title_terms) >= 0.5 for s in paper.sentences]
+            out.append(PaperEvidence(
+                hit=hit, sentences=tuple(ranked), support=ranked[0].score if ranked else -10.0,
+                coverage=probe.coverage(paper.all_terms), title_coverage=probe.coverage(paper.title_terms),
+                best_similarity=float(sims[0]) if len(sims) else 0.0,
+                anchors_missing=sum(not anchor_found(a, folded, probe.equivalents) for a in question_anchors),
+                aspect_coverage=max((c for c, _ in aspects), default=0.0),
+                aspect_number=max((c for c, has in aspects if has), default=0.0),
+                top3_similarity=float(sims[:3].mean()) if len(sims) else 0.0,
+                covering_share=float(np.mean(covering)) if covering else 0.0,
+                paper_terms=paper.all_terms))
         out.sort(key=lambda pe: (-pe.support, pe.hit.rank))
         return out

@@ -1,14 +1,23 @@
-"""Question understanding, done once per turn: the cleaned question, its intent and the answer type it wants.
+"""Question understanding, done once per turn: the cleaned question, its vector, intent, answer type, and whether
+it leans on an earlier turn. The result is a `Query` (rag.types) that every later stage reads.
 
-The result is a `Query` (rag.types) that every later stage reads; nothing downstream re-classifies the text.
+Intent, answer type and follow-up are read by small linear models over the question's MiniLM vector (already
+computed for retrieval) and its function words ("which … papers", "how many", "it", "the authors"), trained on
+varied questions written for the purpose plus the eval set's dev split (evals/train.py). No rule here names a
+phrasing; the one fixed vocabulary is which metadata field a metadata question is about.
 """
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+
+import numpy as np
 
 from .errors import RagError
+from .learned import load_model
+from .text import words
 from .tokens import clip_tokens, count_tokens
-from .types import AnswerType, Intent, Query
+from .types import AnswerType, Intent, MetadataField, Query
 
 
 class EmptyQuestionError(RagError):
@@ -26,39 +35,63 @@ def clean_question(question: str, max_tokens: int) -> tuple[str, str | None]:
     return text, None
 
 
-_LIST_QUESTION = re.compile(
-    r"^\s*(which|what)\s+(papers|works|studies|articles|methods|approaches)\b|^\s*(list|name)\s+(the\s+|all\s+)?"
-    r"(papers|works|studies)|\b(are there|any)\s+(papers|works|studies)\b|\ball (the )?papers\b",
-    re.IGNORECASE,
+def cue_features(question: str, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Presence of each cue (a word, "first:<word>", or "first2:<w1> <w2>") in the question."""
+    tokens = words(question.replace("'", " "))
+    present = set(tokens)
+    if tokens:
+        present.add(f"first:{tokens[0]}")
+        present.add(f"first2:{' '.join(tokens[:2])}")
+    return np.array([cue in present for cue in vocabulary], dtype=np.float64)
+
+
+def question_features(question: str, vector: np.ndarray, vocabulary: tuple[str, ...]) -> np.ndarray:
+    return np.concatenate([vector.astype(np.float64), cue_features(question, vocabulary)])
+
+
+_FIELDS = (
+    (MetadataField.OTHER, re.compile(r"\b(venues?|conferences?|journals?|workshops?|affiliat\w*|institutions?|labs?|"
+                                     r"universit\w*|cit(ed|ations?)|licen[cs]e\w*|doi|pages?|isbn)\b", re.IGNORECASE)),
+    (MetadataField.AUTHORS, re.compile(r"\b(authors?|wrote|written|writers?|who)\b", re.IGNORECASE)),
+    (MetadataField.DATE, re.compile(r"\b(when|year|date|dated|published|publication|released?|month)\b", re.IGNORECASE)),
+    (MetadataField.CATEGORY, re.compile(r"\b(categor(y|ies)|subject|area|field|arxiv (class|section))\b", re.IGNORECASE)),
 )
-_QUANTITY = re.compile(
-    r"\b(how (many|much|large|big|fast|long|often|small)|by (how much|what factor)|up to what|to how many|"
-    r"what (share|fraction|percentage|proportion|size|accuracy|score|speedup|error|rate|roc-auc|auc|fid|number|factor)|"
-    r"how .{0,40}\b(improve|gain|drop|reduce|change|speed))",
-    re.IGNORECASE,
-)
-_NAME = re.compile(
-    r"\b(name[ds]?|called|which (model|benchmark|dataset|technique|method|loss|theorem|theory|game|engine|framework|"
-    r"algorithm|activation|normalization|synthetic benchmark|training objective|model|paradigm|kinds? of))\b",
-    re.IGNORECASE,
-)
 
 
-def classify(question: str) -> tuple[Intent, AnswerType]:
-    intent = Intent.LIST if _LIST_QUESTION.search(question) else Intent.FACT
-    if _QUANTITY.search(question):
-        return intent, AnswerType.NUMBER
-    if _NAME.search(question):
-        return intent, AnswerType.NAME
-    return intent, AnswerType.ANY
+def metadata_field(question: str) -> MetadataField:
+    """Which bibliographic field a metadata question is about (venue, affiliation, citations…: OTHER)."""
+    for field, pattern in _FIELDS:
+        if pattern.search(question):
+            return field
+    return MetadataField.OTHER
 
 
-def make_query(question: str, max_tokens: int, *, standalone: str = "", retrieval: str = "",
-               focus: tuple[str, ...] = (), follow_up: bool = False, k: int | None = None,
-               warnings: tuple[str, ...] = ()) -> Query:
-    """Clean, then classify the self-contained form of the question."""
-    question, warning = clean_question(question, max_tokens)
-    intent, answer_type = classify(standalone or question)
-    return Query(question=question, standalone=standalone, retrieval=retrieval, focus=focus, intent=intent,
-                 answer_type=answer_type, follow_up=follow_up, k=k,
-                 warnings=warnings + ((warning,) if warning else ()))
+class QuestionReader:
+    """Turns typed text into a Query. Holds the embedder (the question's vector serves retrieval too)."""
+
+    def __init__(self, embedder, max_tokens: int):
+        self.embedder = embedder
+        self.max_tokens = max_tokens
+
+    def read(self, question: str, *, k: int | None = None) -> Query:
+        text, warning = clean_question(question, self.max_tokens)
+        vector = self.embedder.encode_one(text)
+        intent, answer_type, follow_up = self.classify(text, vector)
+        return Query(question=text, vector=vector, intent=intent, answer_type=answer_type,
+                     metadata=metadata_field(text) if intent is Intent.METADATA else None,
+                     follow_up=follow_up, k=k, warnings=(warning,) if warning else ())
+
+    def classify(self, text: str, vector: np.ndarray) -> tuple[Intent, AnswerType, bool]:
+        intents = load_model("intent")
+        vocabulary = tuple(intents.info["vocabulary"])
+        x = question_features(text, vector, vocabulary)
+        intent = Intent(intents.classes[int(np.argmax(intents.proba(x)[0]))])
+        types = load_model("answer_type", intents.features)
+        answer_type = AnswerType(types.classes[int(np.argmax(types.proba(x)[0]))])
+        follow = load_model("follow_up", intents.features)
+        return intent, answer_type, bool(follow.proba(x)[0, 0] >= (follow.threshold or 0.5))
+
+    def with_text(self, query: Query, standalone: str, focus: tuple[str, ...]) -> Query:
+        """A follow-up made self-contained: searched as `standalone`, about the `focus` papers."""
+        return replace(query, standalone=standalone, retrieval=standalone, focus=focus,
+                       vector=self.embedder.encode_one(standalone))

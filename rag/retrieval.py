@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import RetrievalSettings
-from .types import Hit
+from .errors import NoMatchingPapersError
+from .types import Filters, Hit
 
 
 @dataclass
@@ -63,6 +64,15 @@ class Retriever:
         self.settings = settings
         self._digest_checked = False
 
+    def _allowed(self, filters: Filters) -> set[str] | None:
+        if not filters:
+            return None
+        allowed = self.index.store.matching(filters)
+        if not allowed:
+            raise NoMatchingPapersError(f"no paper in the index passes the filters ({filters.describe()}); "
+                                        "nothing was searched")
+        return allowed
+
     @property
     def names(self):
         return self.index.store.names
@@ -85,14 +95,19 @@ class Retriever:
         return sorted(best.values(), key=lambda item: -item[1])
 
     def search(self, text: str, k: int | None = None, focus: tuple[str, ...] = (),
-               vector: np.ndarray | None = None) -> list[Hit]:
+               vector: np.ndarray | None = None, filters: Filters = Filters()) -> list[Hit]:
         """Top-k papers. `focus` ids (papers the conversation is about) count as named by the question;
-        `vector` is the text's embedding when the caller already has it."""
+        `vector` is the text's embedding when the caller already has it; `filters` restrict by metadata, and a
+        filter no paper passes is an error, never a silent search of everything."""
         k = k or self.settings.top_k
+        allowed = self._allowed(filters)
         vector = self.embed(text) if vector is None else vector
-        dense = self.dense(vector, max(self.settings.dense_candidates, k * 3))
-        lexical = self.index.bm25.search(text, max(self.settings.bm25_candidates, k))
-        titles = self.names.match(text) + list(focus)
+        n_dense = max(self.settings.dense_candidates, k * 3)
+        if allowed is not None:  # the nearest chunks may all be filtered out: look further
+            n_dense = min(max(n_dense, n_dense * self.index.chunk_count // max(len(allowed), 1)), 2000)
+        dense = [d for d in self.dense(vector, n_dense) if allowed is None or d[0] in allowed]
+        lexical = self.index.bm25.search(text, max(self.settings.bm25_candidates, k), allowed)
+        titles = [pid for pid in self.names.match(text) + list(focus) if allowed is None or pid in allowed]
         top = fuse(dense, lexical, titles, self.settings)[:k]
         papers = self.index.store.get(pid for pid, _, _ in top)
         spans = self.index.store.chunk_spans([c.chunk_id for _, _, c in top if c.chunk_id])
@@ -103,5 +118,6 @@ class Retriever:
                 continue
             start, end = spans.get(c.chunk_id, (0, min(len(paper.abstract), 400)))
             hits.append(Hit(paper=paper, score=score, rank=len(hits) + 1, dense_score=c.dense_score,
-                            bm25_score=c.bm25_score, title_match=c.title_match, snippet=paper.abstract[start:end]))
+                            bm25_score=c.bm25_score, bm25_rank=c.bm25_rank, title_match=c.title_match,
+                            snippet=paper.abstract[start:end]))
         return hits

@@ -65,6 +65,7 @@ class Hit:
     rank: int
     dense_score: float | None = None
     bm25_score: float | None = None
+    bm25_rank: int | None = None
     title_match: bool = False
     snippet: str = ""
 
@@ -115,6 +116,25 @@ class MetadataField(str, Enum):
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Restrictions on which papers may answer, from the papers' metadata (when the records carried it).
+    Dates are ISO prefixes ("2023", "2023-06", "2023-06-30"), compared by the same prefix of `published`."""
+
+    since: str | None = None
+    until: str | None = None
+    category: str | None = None
+    author: str | None = None
+
+    def __bool__(self) -> bool:
+        return any((self.since, self.until, self.category, self.author))
+
+    def describe(self) -> str:
+        parts = [f"{name} {value!r}" for name, value in (("since", self.since), ("until", self.until),
+                                                          ("category", self.category), ("author", self.author)) if value]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class Query:
     """One turn's question, resolved once: what was typed, what is searched, which papers a follow-up is about,
     and what kind of answer is wanted. Every stage reads it; none re-derives it."""
@@ -129,6 +149,8 @@ class Query:
     follow_up: bool = False
     k: int | None = None
     warnings: tuple[str, ...] = ()
+    filters: Filters = field(default_factory=Filters)
+    vector: object = field(default=None, compare=False, repr=False)  # embedding of `search_text`
 
     @property
     def asked(self) -> str:
@@ -192,6 +214,7 @@ class Answer:
     standalone_question: str = ""
     verification: Verification = field(default_factory=Verification)
     warnings: tuple[str, ...] = ()
+    intent: Intent | None = None
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape; scripts depend on these keys."""
@@ -214,6 +237,8 @@ class Answer:
                 "completion_tokens": self.usage.completion_tokens,
             },
             "standalone_question": self.standalone_question,
+            "intent": self.intent.value if self.intent else None,
+            "abstain_reason": self.verification.abstain_reason.value if self.verification.abstain_reason else None,
             "verification": {
                 "dropped_citations": self.verification.dropped_citations,
                 "removed_sentences": self.verification.removed_sentences,

@@ -53,10 +53,14 @@ def test_summary_by_hand():
 
 def test_bundled_eval_set_is_well_formed_and_its_titles_exist():
     items = load_eval_file(QA)
-    assert len(items) >= 100
-    kinds = {i.kind for i in items}
-    assert {"fact", "title", "multi", "followup", "unanswerable"} <= kinds
-    assert sum(1 for i in items if not i.answerable) >= 15
+    assert len(items) >= 300
+    kinds = {"fact", "paraphrase", "acronym", "compare", "exhaustive", "followup", "metadata", "nearmiss", "offtopic",
+             "unanswerable"}
+    for kind in kinds:  # every kind on both sides of the split, and test at least 40% of the set
+        assert {i.split for i in items if i.kind == kind} == {"dev", "test"}, kind
+    assert sum(i.split == "test" for i in items) >= 0.4 * len(items)
+    assert all(i.reference_answer for i in items if i.answerable)
+    assert all(len(i.expected_papers) == 2 for i in items if i.kind == "compare")
     assert all(i.history for i in items if i.kind == "followup")
     papers = {p.title: p for p in read_corpus([PROJECT_ROOT / "data" / "corpus"]).papers}
     check_titles(items, set(papers))

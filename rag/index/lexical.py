@@ -58,13 +58,19 @@ class BM25Index:
         self.ids: list[str] = json.loads((directory / "paper_ids.json").read_text())
         self.retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False) if self.ids else None
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """(paper id, BM25 score) of the best k papers with a positive score."""
+    def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+        """(paper id, BM25 score) of the best k papers with a positive score, among `allowed` ids if given."""
         if self.retriever is None:
             return []
         vocab = self.retriever.vocab_dict
         tokens = [t for t in terms(query) if t in vocab]
         if not tokens:
             return []
-        docs, scores = self.retriever.retrieve([tokens], k=min(k, len(self.ids)), show_progress=False, n_threads=1)
+        mask = None
+        if allowed is not None:
+            import numpy as np
+
+            mask = np.array([pid in allowed for pid in self.ids], dtype=np.float32)
+        docs, scores = self.retriever.retrieve([tokens], k=min(k, len(self.ids)), show_progress=False, n_threads=1,
+                                               weight_mask=mask)
         return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -43,6 +44,18 @@ def _paper(row) -> Paper:
                  sources=tuple(json.loads(row[7] or "[]")))
 
 
+_DATE = re.compile(r"(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
+
+
+def iso_date(text: str) -> str:
+    """'2023-6-30', '2023/06', 'Jun 2023 (v2: 2024)' → '2023-06-30', '2023-06', '2023' (the first date in the text)."""
+    match = _DATE.search(text)
+    if not match:
+        return ""
+    year, month, day = match.groups()
+    return "-".join([year] + [f"{int(v):02d}" for v in (month, day) if v])
+
+
 def paper_terms(paper: Paper) -> set[str]:
     """The terms a paper counts for in the IDF table (title and abstract)."""
     from ..text import terms
@@ -60,6 +73,7 @@ class PaperStore:
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"paper table {path} is damaged ({exc}); {REBUILD_HINT}") from None
         self.names = names.NameIndex(self.db)
+        self._has: dict[str, bool] = {}
 
     # ---- reading --------------------------------------------------------------------------------
     def hashes(self) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -112,12 +126,16 @@ class PaperStore:
     def chunk_ids(self) -> list[str]:
         return [f"{pid}#{idx}" for pid, idx in self.db.execute("SELECT paper_id, idx FROM chunks ORDER BY paper_id, idx")]
 
+    def doc_freq(self, term_list: Iterable[str]) -> dict[str, int]:
+        """How many indexed papers use each term (absent: 0)."""
+        wanted = sorted(set(term_list))
+        found = dict(names.select_in(self.db, "SELECT term, df FROM term_df WHERE term IN ({})", wanted))
+        return {t: int(found.get(t, 0)) for t in wanted}
+
     def idf(self, term_list: Iterable[str]) -> dict[str, float]:
         """Inverse document frequency of terms over the indexed papers; a term no paper uses weighs most."""
-        wanted = sorted(set(term_list))
         n_docs = max(self.count(), 1)
-        df = dict(names.select_in(self.db, "SELECT term, df FROM term_df WHERE term IN ({})", wanted))
-        return {t: math.log((n_docs + 1) / (df.get(t, 0) + 0.5)) for t in wanted}
+        return {t: math.log((n_docs + 1) / (df + 0.5)) for t, df in self.doc_freq(term_list).items()}
 
     def chunk_total(self) -> int:
         return int(self.db.execute("SELECT COALESCE(SUM(n_chunks), 0) FROM papers").fetchone()[0])
@@ -128,11 +146,33 @@ class PaperStore:
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM papers").fetchone()[0])
 
+    def matching(self, filters) -> set[str]:
+        """Ids of the papers that pass the filters (rag.types.Filters)."""
+        sql, args = ["SELECT id, published FROM papers WHERE 1=1"], []
+        if filters.category:
+            sql.append("AND categories LIKE ?")
+            args.append(f'%"{filters.category}"%')
+        if filters.author:
+            sql.append("AND authors LIKE ?")
+            args.append(f"%{filters.author}%")
+        out = set()
+        for pid, published in self.db.execute(" ".join(sql), args):
+            date = iso_date(published or "")
+            if filters.since and (not date or date[: len(filters.since)] < filters.since):
+                continue
+            if filters.until and (not date or date[: len(filters.until)] > filters.until):
+                continue
+            out.add(pid)
+        return out
+
     def has_metadata(self, column: str) -> bool:
-        """Whether any paper carries this metadata column (authors, published, categories)."""
-        empty = {"authors": "[]", "categories": "[]", "published": ""}[column]
-        return self.db.execute(f"SELECT 1 FROM papers WHERE {column} IS NOT NULL AND {column} != ? LIMIT 1",
-                               (empty,)).fetchone() is not None
+        """Whether any paper carries this metadata column (authors, published, categories); asked per question,
+        so remembered until the next write."""
+        if column not in self._has:
+            empty = {"authors": "[]", "categories": "[]", "published": ""}[column]
+            self._has[column] = self.db.execute(
+                f"SELECT 1 FROM papers WHERE {column} IS NOT NULL AND {column} != ? LIMIT 1", (empty,)).fetchone() is not None
+        return self._has[column]
 
     # ---- writing --------------------------------------------------------------------------------
     def write_batch(self, batch: list[tuple[Paper, list[Sentence], np.ndarray, list[bool], list[Chunk]]]) -> None:
@@ -142,6 +182,7 @@ class PaperStore:
 
         papers = [item[0] for item in batch]
         old = self.get(p.id for p in papers)
+        self._has.clear()
         with self._transaction():
             self._count_terms([paper_terms(p) for p in old.values()], -1)
             self._count_terms([paper_terms(p) for p in papers], +1)

@@ -1,0 +1,304 @@
+"""Train the chain's learned decisions on the DEV split only, and write them to rag/models/.
+
+    .venv/bin/python evals/train.py [--eval evals/qa.jsonl] [--index index_store]
+
+In order (each later model reads features the earlier ones produce, exactly as the chain does at run time):
+1. intent / answer_type / follow_up: logistic regressions over the question's MiniLM vector and its cue words,
+   from evals/intent_train.jsonl (700 varied questions written for this, none from the eval set) plus the dev
+   items whose kind fixes their intent.
+2. sentence_ranker: which sentence of the right paper holds the answer (a sentence holding a must_include string).
+3. answers: P(retrieved paper states the answer); its threshold is chosen on out-of-fold predictions over dev.
+4. on_topic: P(paper belongs in a complete "which papers" list); threshold chosen the same way.
+
+Nothing here reads the test split: items are filtered on `split == "dev"` when loaded. Minutes on 2 cores; needs
+scikit-learn (installed with sentence-transformers) only here, never at run time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import rag  # noqa: E402,F401
+from rag.learned import LinearModel, save_model  # noqa: E402
+
+INTENT_OF_KIND = {"exhaustive": "list", "compare": "compare", "metadata": "metadata", "fact": "fact",
+                  "paraphrase": "fact", "followup": "fact"}
+ANSWER_KINDS = {"fact", "paraphrase", "acronym", "followup", "compare"}
+NOT_ANSWERABLE = {"nearmiss", "offtopic", "unanswerable"}
+FOLDS = 5
+
+
+def fit(x: np.ndarray, y: np.ndarray, name: str, features, classes, c: float = 1.0, **extra) -> LinearModel:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
+    clf.fit((x - mean) / scale, y)
+    weights = clf.coef_ if len(classes) > 2 else clf.coef_[:1]
+    order = [list(clf.classes_).index(k) for k in classes] if len(classes) > 2 else None
+    if order is not None:
+        weights = weights[order]
+        bias = clf.intercept_[order]
+    else:
+        bias = clf.intercept_[:1]
+    return LinearModel(name=name, features=tuple(features), classes=tuple(classes), weights=weights, bias=bias,
+                       mean=mean, scale=scale, **extra)
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str, features, c: float) -> np.ndarray:
+    """P(positive) for every row from a model that never saw its question (folds by question)."""
+    out = np.zeros(len(y))
+    unique = np.unique(groups)
+    rng = np.random.default_rng(0)
+    fold_of = dict(zip(unique, rng.permutation(len(unique)) % FOLDS))
+    folds = np.array([fold_of[g] for g in groups])
+    for f in range(FOLDS):
+        train, test = folds != f, folds == f
+        if len(set(y[train])) < 2:
+            continue
+        model = fit(x[train], y[train], name, features, ("no", "yes"), c)
+        out[test] = model.proba(x[test])[:, 0]
+    return out
+
+
+# ---- 1. question understanding ----------------------------------------------------------------------------------
+def train_question_models(assistant, dev, intent_file: Path) -> None:
+    from rag.query import question_features
+    from rag.text import words
+
+    rows = [json.loads(line) for line in intent_file.read_text().splitlines() if line.strip()]
+    written = len(rows)
+    for item in dev:
+        rows.append({"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
+                     "follow_up": bool(item.history)})
+    cues = Counter()
+    for row in rows:
+        tokens = words(row["question"].replace("'", " "))
+        cues.update(set(tokens) | ({f"first:{tokens[0]}", f"first2:{' '.join(tokens[:2])}"} if tokens else set()))
+    vocabulary = tuple(sorted(c for c, n in cues.items() if n >= 3))
+    vectors = assistant.embedder.encode([r["question"] for r in rows])
+    x = np.array([question_features(r["question"], v, vocabulary) for r, v in zip(rows, vectors)])
+    features = tuple(f"vector:{i}" for i in range(vectors.shape[1])) + tuple(f"cue:{c}" for c in vocabulary)
+    info = {"vocabulary": list(vocabulary), "trained_on": len(rows)}
+    for name, key, classes in (("intent", "intent", ("fact", "definition", "list", "compare", "metadata")),
+                               ("answer_type", "answer_type", ("number", "name", "any")),
+                               ("follow_up", "follow_up", ("no", "yes"))):
+        keep = [i for i, r in enumerate(rows) if r.get(key) is not None]
+        labels = np.array([("yes" if rows[i][key] else "no") if key == "follow_up" else rows[i][key] for i in keep])
+        model = fit(x[keep], labels, name, features, classes, c=0.5, info=info)
+        if key == "follow_up":
+            model = replace(model, threshold=follow_up_threshold(model, x[written:], rows[written:]))
+        accuracy = np.mean(np.array(classes)[np.argmax(model.proba(x[keep]), 1)] == labels) if len(classes) > 2 \
+            else np.mean((model.proba(x[keep])[:, 0] >= 0.5) == (labels == "yes"))
+        print(f"{name}: {len(keep)} questions, {Counter(labels.tolist())}, training accuracy {accuracy:.3f}")
+        save_model(model)
+    from rag.learned import load_model
+
+    load_model.cache_clear()
+
+
+def follow_up_threshold(model: LinearModel, x: np.ndarray, rows: list[dict]) -> float:
+    """On dev: questions asked after earlier turns are follow-ups, the others are not; the threshold with the best
+    balanced accuracy."""
+    p = model.proba(x)[:, 0]
+    y = np.array([r["follow_up"] for r in rows])
+    best = max((((p[y] >= t).mean() + (p[~y] < t).mean()) / 2, -abs(t - 0.5), t)
+               for t in np.round(np.arange(0.05, 0.96, 0.01), 2))
+    print(f"follow_up: threshold {best[2]:.2f} (dev balanced accuracy {best[0]:.3f})")
+    return float(best[2])
+
+
+# ---- 2. sentence ranker -------------------------------------------------------------------------------------------
+def train_sentence_ranker(assistant, dev) -> None:
+    from rag.evidence import SENTENCE_FEATURES, anchors, load_sentences, make_probe, sentence_features
+    from rag.learned import load_model
+
+    store = assistant.index.store
+    by_title = {t: pid for pid, t in store.titles().items()}
+    xs, ys, groups = [], [], []
+    for n, item in enumerate(i for i in dev if i.kind in ANSWER_KINDS and i.must_include):
+        query = assistant.chat(history=list(item.history)).resolve(item.question)
+        probe = make_probe(store, _vector(assistant, query), query.asked, question=True)
+        papers = store.get(by_title[t] for t in item.expected_papers)
+        for paper in load_sentences(store, papers.values()).values():
+            labels = [any(m.casefold() in s.text.casefold() for m in item.must_include) for s in paper.sentences]
+            if not any(labels):
+                continue
+            xs.append(sentence_features(query, probe, paper, anchors(query.asked, store), probe.equivalents))
+            ys += labels
+            groups += [n] * len(labels)
+    x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
+    unique = np.unique(groups)
+    fold_of = dict(zip(unique, np.random.default_rng(0).permutation(len(unique)) % FOLDS))
+    folds = np.array([fold_of[g] for g in groups])
+    top1 = []
+    for f in range(FOLDS):
+        model = fit_pairwise(x[folds != f], y[folds != f], groups[folds != f])
+        for g in np.unique(groups[folds == f]):
+            rows = groups == g
+            top1.append(y[rows][np.argmax(model.logits(x[rows])[:, 0])])
+    model = fit_pairwise(x, y, groups)
+    save_model(replace(model, info={"rows": int(len(y)), "positives": int(y.sum()), "oof_top1": float(np.mean(top1))}))
+    load_model.cache_clear()
+    print(f"sentence_ranker: {len(unique)} paper-questions, {len(y)} sentences; best sentence holds the fact in "
+          f"{np.mean(top1):.3f} out-of-fold")
+
+
+def fit_pairwise(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> LinearModel:
+    """A linear ranker trained on within-paper pairs (answer sentence minus other sentence), so it learns what
+    sets the answer apart from its neighbours, not what sets one paper apart from another."""
+    from sklearn.linear_model import LogisticRegression
+
+    from rag.evidence import SENTENCE_FEATURES
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = (x - mean) / scale
+    diffs = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        pos, neg = rows[y[rows]], rows[~y[rows]]
+        diffs += [z[p] - z[n] for p in pos for n in neg]
+    d = np.array(diffs)
+    clf = LogisticRegression(C=1.0, max_iter=5000, fit_intercept=False)
+    clf.fit(np.vstack([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))])
+    return LinearModel(name="sentence_ranker", features=SENTENCE_FEATURES, classes=("no", "yes"), weights=clf.coef_[:1],
+                       bias=np.zeros(1), mean=mean, scale=scale)
+
+
+def _vector(assistant, query):
+    return query.vector if query.vector is not None else assistant.embedder.encode_one(query.search_text)
+
+
+# ---- 3. does a paper answer -----------------------------------------------------------------------------------------
+def train_answers(assistant, dev) -> None:
+    from rag.learned import load_model
+    from rag.support import PAPER_FEATURES, paper_rows
+    from rag.types import Intent
+
+    chain = assistant.chain
+    xs, ys, groups, answerable = [], [], [], {}
+    for n, item in enumerate(i for i in dev if i.kind in ANSWER_KINDS | NOT_ANSWERABLE):
+        query = assistant.chat(history=list(item.history)).resolve(item.question)
+        if query.intent in (Intent.LIST, Intent.METADATA):
+            query = replace(query, intent=Intent.FACT)  # what the item is, not what the reader guessed
+        _, evidence, signals = chain.gather(query)
+        expected = set(item.expected_papers)
+        answerable[n] = item.answerable
+        if not evidence:
+            continue
+        xs.append(paper_rows(query, evidence, signals))
+        ys += [pe.hit.paper.title in expected for pe in evidence]
+        groups += [n] * len(evidence)
+    x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
+    oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=0.5)
+    best = {g: oof[groups == g].max() for g in np.unique(groups)}
+    threshold = choose_abstention_threshold(best, answerable)
+    model = fit(x, np.where(y, "yes", "no"), "answers", PAPER_FEATURES, ("no", "yes"), c=0.5, threshold=threshold,
+                info={"rows": int(len(y)), "questions": len(answerable)})
+    save_model(model)
+    load_model.cache_clear()
+
+
+def choose_abstention_threshold(best: dict, answerable: dict) -> float:
+    """The threshold on max P(answers) with the best balanced accuracy of the abstain decision on out-of-fold
+    predictions (ties: the lower threshold, fewer false abstentions)."""
+    candidates = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    scored = []
+    for t in candidates:
+        pos = [best.get(g, 0.0) >= t for g, a in answerable.items() if a]
+        neg = [best.get(g, 0.0) < t for g, a in answerable.items() if not a]
+        false_abstention = 1 - np.mean(pos)
+        abstention = np.mean(neg)
+        scored.append(((abstention + 1 - false_abstention) / 2, -t, t, abstention, false_abstention))
+    _, _, t, abstention, false_abstention = max(scored)
+    print(f"answers: threshold {t:.2f} (out-of-fold on dev: abstention {abstention:.3f}, "
+          f"false abstention {false_abstention:.3f})")
+    return float(t)
+
+
+# ---- 4. list membership ----------------------------------------------------------------------------------------------
+def train_on_topic(assistant, dev) -> None:
+    from rag.learned import load_model
+    from rag.support import LIST_FEATURES, list_rows
+    from rag.types import Intent
+
+    chain = assistant.chain
+    xs, ys, groups, gold = [], [], [], {}
+    for n, item in enumerate(dev):
+        query = assistant.chat(history=list(item.history)).resolve(item.question)
+        # Complete lists, and unanswerable questions the reader takes for lists (nothing may be listed for them).
+        if not (item.kind == "exhaustive" or (item.kind in NOT_ANSWERABLE and query.intent is Intent.LIST)):
+            continue
+        _, evidence, signals = chain.gather(replace(query, intent=Intent.LIST))
+        expected = set(item.expected_papers)
+        gold[n] = len(expected)
+        xs.append(list_rows(evidence, signals))
+        ys += [pe.hit.paper.title in expected for pe in evidence]
+        groups += [n] * len(evidence)
+    x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
+    oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "on_topic", LIST_FEATURES, c=0.5)
+    scored = []
+    for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
+        precisions, recalls = [], []
+        for g in np.unique(groups):
+            chosen = oof[groups == g] >= t
+            hits = int((chosen & y[groups == g]).sum())
+            if gold[g] == 0:  # an unanswerable question: right only when nothing is listed
+                precisions.append(0.0 if chosen.sum() else 1.0)
+                continue
+            precisions.append(hits / chosen.sum() if chosen.sum() else 0.0)
+            recalls.append(hits / gold[g])
+        p, r = float(np.mean(precisions)), float(np.mean(recalls))
+        scored.append((2 * p * r / (p + r) if p + r else 0.0, -t, t, p, r))
+    for f1, _, t_, p_, r_ in scored[::5]:
+        print(f"   t={t_:.2f} F1={f1:.3f} P={p_:.3f} R={r_:.3f}")
+    _, _, t, p, r = max(scored)
+    print(f"on_topic: {sum(1 for v in gold.values() if v)} lists + {sum(1 for v in gold.values() if not v)} "
+          f"unanswerable, threshold {t:.2f} (out-of-fold on dev: precision {p:.3f}, recall {r:.3f}; "
+          f"pool recall {y.sum() / max(sum(gold.values()), 1):.3f})")
+    model = fit(x, np.where(y, "yes", "no"), "on_topic", LIST_FEATURES, ("no", "yes"), c=0.5, threshold=float(t),
+                info={"rows": int(len(y)), "lists": len(gold)})
+    save_model(model)
+    load_model.cache_clear()
+
+
+def main() -> None:
+    from rag.assistant import Assistant
+    from rag.config import load_settings
+    from rag.eval import load_eval_file
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--eval", default=str(ROOT / "evals" / "qa.jsonl"))
+    parser.add_argument("--intents", default=str(ROOT / "evals" / "intent_train.jsonl"))
+    parser.add_argument("--index", default=None)
+    parser.add_argument("--only", default="questions,sentences,answers,lists")
+    args = parser.parse_args()
+    dev = [i for i in load_eval_file(Path(args.eval)) if i.split == "dev"]
+    print(f"dev items: {len(dev)} {dict(Counter(i.kind for i in dev))}")
+    settings = load_settings(**({"index": {"dir": args.index}} if args.index else {}))
+    steps = args.only.split(",")
+    with Assistant(settings, build_if_missing=False) as assistant:
+        if "questions" in steps:
+            train_question_models(assistant, dev, Path(args.intents))
+        if "sentences" in steps:
+            train_sentence_ranker(assistant, dev)
+        if "answers" in steps:
+            train_answers(assistant, dev)
+        if "lists" in steps:
+            train_on_topic(assistant, dev)
+
+
+if __name__ == "__main__":
+    main()

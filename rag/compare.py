@@ -1,0 +1,65 @@
+"""Comparisons of two papers: which second paper the question is about, and a comparison sentence only when the
+two quoted facts are the same kind of number.
+
+The second paper is the one the question names (title or short name), else the one that holds what the first
+paper lacks: a comparison names two things, and the first paper covers one of them.
+"""
+from __future__ import annotations
+
+import re
+
+from .support import Judged, answer_threshold
+from .text import terms
+from .types import Query
+
+RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that the first paper does not
+_FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(%|x\b|×|-fold\b|\s?times\b)")
+
+
+def second_paper(query: Query, judged: list[Judged], store) -> Judged | None:
+    first, rest = judged[0], judged[1:]
+    named = [j for j in rest if j.evidence.hit.title_match]
+    if named:
+        return named[0]
+    q_terms = set(terms(query.asked, question=True))
+    weights = store.idf(q_terms)
+    total = sum(weights.values()) or 1.0
+    residual = q_terms - first.evidence.paper_terms
+    share = sum(weights[t] for t in residual) / total
+    if share >= RESIDUAL_MIN_SHARE:
+        def residual_coverage(j: Judged) -> float:
+            return sum(weights[t] for t in residual & j.evidence.paper_terms) / (share * total)
+
+        best = max(rest, key=lambda j: (residual_coverage(j), j.probability), default=None)
+        if best is not None and residual_coverage(best) >= 0.5:
+            return best
+    candidates = [j for j in rest if j.probability >= answer_threshold() / 2]
+    return candidates[0] if candidates else None
+
+
+def _short(title: str) -> str:
+    head = title.split(":", 1)[0]
+    return head if ":" in title and len(head.split()) <= 4 else title
+
+
+def _figure(text: str) -> tuple[float, str] | None:
+    found = _FIGURE.findall(text)
+    if len(found) != 1:
+        return None
+    value, unit = found[0]
+    return float(value), {"×": "x", "-fold": "x", "times": "x"}.get(unit.strip(), unit.strip())
+
+
+def compare_sentence(query: Query, quotes: list[tuple[str, str]]) -> str | None:
+    """'Of the two figures, 4.5x [1] and 3x [2], the larger is Multigrid's.' when each quote states exactly one
+    figure of the same unit; otherwise nothing (a wrong comparison is worse than none)."""
+    figures = [_figure(text) for _, text in quotes]
+    if len(quotes) != 2 or None in figures or figures[0][1] != figures[1][1]:
+        return None
+    (a, unit), (b, _) = figures
+    show = {"%": "{:g}%", "x": "{:g}x"}[unit]
+    if a == b:
+        return f"Both report the same figure, {show.format(a)} [1][2]."
+    larger = _short(quotes[0][0] if a > b else quotes[1][0])
+    return (f"Of the two figures, {show.format(a)} [1] and {show.format(b)} [2], the larger is reported by "
+            f"\u201c{larger}\u201d.")

@@ -1,0 +1,130 @@
+"""Does the corpus answer the question, and from which papers? Two learned decisions over paper-level signals:
+
+- `answers`: P(this retrieved paper states the answer) for fact, definition, follow-up and compare questions;
+  the chain abstains when no paper reaches the threshold chosen on the dev split.
+- `on_topic`: P(this paper belongs in a complete list) for "which papers…" questions, over a candidate pool
+  well beyond top-k.
+
+Both are linear models (rag.learned) trained by evals/train.py on the dev split only.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .evidence import PaperEvidence
+from .learned import load_model
+from .text import numbers_in, terms
+from .types import AnswerType, Query
+
+PAPER_FEATURES = (
+    "support", "support_margin", "best_similarity", "coverage", "title_coverage", "rank_inverse", "dense_score",
+    "bm25_rank_inverse", "title_match", "anchors_missing", "anchors_missing_share", "question_anchors",
+    "unseen_anchor", "unknown_title", "number_missing", "focus", "aspect_coverage", "aspect_number",
+    "named_paper_mismatch",
+)
+LIST_FEATURES = (
+    "support", "best_similarity", "coverage", "title_coverage", "all_terms", "rank_inverse", "dense_score",
+    "bm25_rank_inverse", "similarity_gap", "coverage_gap", "title_match", "rare_terms", "top3_similarity",
+    "covering_share", "similarity_z", "coverage_z",
+)
+
+
+@dataclass(frozen=True)
+class QuestionSignals:
+    """What is true of the question whatever paper answers it."""
+
+    anchors: int           # names the question hangs on
+    unseen_anchor: bool    # one of them is used by no indexed paper
+    unknown_title: bool    # the question names a paper title the index does not hold
+    named_paper: frozenset[str] = frozenset()  # terms of "the X paper" when the question says so
+    rare_terms: frozenset[str] = frozenset()   # the question's two rarest content terms
+
+
+_NAMED_PAPER = re.compile(r"\b(?:the|in|from)\s+((?:[\w\-']+\s+){0,4}?[\w\-']+)\s+(?:paper|report|article)\b",
+                          re.IGNORECASE)
+_NOT_A_NAME = {"original", "famous", "first", "same", "seminal", "well-known", "classic", "above", "this", "that",
+               "their", "its", "his", "her"}
+
+
+def named_paper_terms(question: str) -> frozenset[str]:
+    """Terms of the paper a question names as such ("the deep residual learning paper", "in the MAE paper")."""
+    found: set[str] = set()
+    for match in _NAMED_PAPER.finditer(question):
+        found |= set(terms(" ".join(w for w in match.group(1).split() if w.casefold() not in _NOT_A_NAME)))
+    return frozenset(found)
+
+
+def paper_rows(query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
+    supports = [pe.support for pe in evidence]
+    rows = []
+    for i, pe in enumerate(evidence):
+        others = [s for j, s in enumerate(supports) if j != i]
+        top3 = pe.sentences[:3]
+        number_missing = query.answer_type is AnswerType.NUMBER and not any(numbers_in(e.text) for e in top3)
+        mismatch = bool(signals.named_paper) and not pe.hit.title_match and \
+            not signals.named_paper <= set(terms(pe.hit.paper.title))
+        rows.append([
+            pe.support, pe.support - max(others, default=pe.support - 5.0), pe.best_similarity, pe.coverage,
+            pe.title_coverage, 1.0 / pe.hit.rank, pe.hit.dense_score or 0.0,
+            1.0 / pe.hit.bm25_rank if pe.hit.bm25_rank else 0.0, pe.hit.title_match, pe.anchors_missing,
+            pe.anchors_missing / max(signals.anchors, 1), signals.anchors, signals.unseen_anchor,
+            signals.unknown_title, number_missing, pe.paper_id in query.focus, pe.aspect_coverage,
+            pe.aspect_number if query.answer_type is AnswerType.NUMBER else pe.aspect_coverage, mismatch,
+        ])
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
+
+
+def _z(values: list[float]) -> np.ndarray:
+    """Each value against the candidate pool's spread: what stands out from the papers retrieved with it."""
+    v = np.array(values, dtype=np.float64)
+    return (v - v.mean()) / (v.std() + 1e-6) if len(v) else v
+
+
+def list_rows(evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
+    best_sim = max((pe.best_similarity for pe in evidence), default=0.0)
+    best_cov = max((pe.coverage for pe in evidence), default=0.0)
+    sim_z = _z([pe.top3_similarity for pe in evidence])
+    cov_z = _z([pe.coverage for pe in evidence])
+    rows = [[pe.support, pe.best_similarity, pe.coverage, pe.title_coverage, pe.coverage >= 0.999,
+             1.0 / pe.hit.rank, pe.hit.dense_score or 0.0, 1.0 / pe.hit.bm25_rank if pe.hit.bm25_rank else 0.0,
+             pe.best_similarity - best_sim, pe.coverage - best_cov, pe.hit.title_match,
+             len(signals.rare_terms & pe.paper_terms) / max(len(signals.rare_terms), 1), pe.top3_similarity,
+             pe.covering_share, sim_z[i], cov_z[i]] for i, pe in enumerate(evidence)]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(LIST_FEATURES))
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A paper with the probability that it answers (or, for lists, belongs)."""
+
+    evidence: PaperEvidence
+    probability: float
+
+
+def judge_answers(query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+    """Papers by P(states the answer), best first."""
+    if not evidence:
+        return []
+    model = load_model("answers", PAPER_FEATURES)
+    probs = model.proba(paper_rows(query, evidence, signals))[:, 0]
+    return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
+
+
+def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+    """Candidates by P(belongs in the list), best first."""
+    if not evidence:
+        return []
+    model = load_model("on_topic", LIST_FEATURES)
+    probs = model.proba(list_rows(evidence, signals))[:, 0]
+    return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
+
+
+def answer_threshold() -> float:
+    return float(load_model("answers", PAPER_FEATURES).threshold or 0.5)
+
+
+def list_threshold() -> float:
+    return float(load_model("on_topic", LIST_FEATURES).threshold or 0.5)

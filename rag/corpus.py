@@ -31,6 +31,7 @@ class IssueKind(str, Enum):
     RECORD_SKIPPED = "record skipped"
     FILE_SKIPPED = "file skipped"
     DUPLICATE_ID = "duplicate id"
+    DECODED = "decoded from another encoding"
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def read_corpus(paths: Iterable[Path]) -> CorpusRead:
 
 def _read_file(path: Path, issues: list[CorpusIssue]) -> Iterator[Paper]:
     data = path.read_bytes()
-    if b"\x00" in data[:8192]:
+    wide = data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))  # UTF-16/32 text holds NUL bytes
+    if not wide and _looks_binary(data[:8192]):
         issues.append(CorpusIssue(str(path), 0, "binary file (NUL bytes), skipped", IssueKind.FILE_SKIPPED))
         return
     lines = _decode_lines(path, data, issues)
@@ -127,18 +129,80 @@ def _read_file(path: Path, issues: list[CorpusIssue]) -> Iterator[Paper]:
 
 
 def _decode_lines(path: Path, data: bytes, issues: list[CorpusIssue]) -> list[str | None]:
-    """One entry per line; a line that is not UTF-8 becomes None so the record holding it is skipped."""
+    """One entry per line. UTF-8 as a rule; a file in another encoding (Latin-1, cp1252, UTF-16...) is decoded
+    with the encoding detected for it, with one warning; if none fits, a line that is not UTF-8 becomes None so
+    the record holding it is skipped."""
+    try:
+        text = data.decode("utf-8-sig")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
+    except UnicodeDecodeError:
+        # UTF-8 with a few damaged lines (some lines hold valid multi-byte UTF-8) loses only those records;
+        # a file with no valid UTF-8 beyond ASCII is in another encoding.
+        text = None if _has_utf8_text(data) else _detected(path, data, issues)
+    if text is not None:
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return [line.rstrip("\r") for line in lines]
     out: list[str | None] = []
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
     for number, raw in enumerate(raw_lines, 1):
         try:
+            if b"\x00" in raw:
+                raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte")
             out.append(raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r"))
         except UnicodeDecodeError as exc:
             issues.append(CorpusIssue(str(path), number, f"not valid UTF-8 (byte {exc.start}); record skipped"))
             out.append(None)
     return out
+
+
+# Encodings real files come in, most common first: short texts fit several equally well (é is 0xE9 in both
+# cp1252 and cp1250, à is not), and then the more common one is the likelier.
+_ENCODINGS = ("utf_16", "utf_32", "cp1252", "latin_1", "iso8859_15", "mac_roman", "cp1250", "iso8859_2", "cp1251",
+              "koi8_r", "shift_jis", "euc_jp", "gb18030", "big5", "euc_kr")
+
+
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f")
+
+
+def _looks_binary(head: bytes) -> bool:
+    """Control bytes make up over a tenth of it, or NULs over a hundredth (a stray NUL in text is a damaged line)."""
+    if not head:
+        return False
+    return head.count(b"\x00") > len(head) / 100 or sum(head.count(bytes([b])) for b in _CONTROL) > len(head) / 10
+
+
+def _has_utf8_text(data: bytes) -> bool:
+    for line in data.split(b"\n"):
+        if max(line, default=0) > 0x7F:
+            try:
+                line.decode("utf-8")
+                return True
+            except UnicodeDecodeError:
+                continue
+    return False
+
+
+def _detected(path: Path, data: bytes, issues: list[CorpusIssue]) -> str | None:
+    """The file decoded with the encoding charset-normalizer finds for it (None when none fits)."""
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data, cp_isolation=list(_ENCODINGS)))
+    if not matches:
+        return None
+    least = min(m.chaos for m in matches)
+    fitting = {m.encoding for m in matches if m.chaos <= least + 0.02}
+    encoding = next(e for e in _ENCODINGS if e in fitting)
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError):
+        return None
+    issues.append(CorpusIssue(str(path), 0, f"not UTF-8; read as {encoding}", IssueKind.DECODED))
+    return text
 
 
 def _listing_items(lines: list[str | None]) -> list[tuple[int, str | None]]:

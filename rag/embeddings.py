@@ -8,10 +8,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import sys
 import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
@@ -125,6 +129,22 @@ def _onnx_cache_dir(model_path: str) -> Path:
     return model_cache_dir() / f"onnx-{Path(model_path).name}-{digest}"
 
 
+@contextlib.contextmanager
+def _quiet():
+    """The export's libraries warn (torch's tracer), log (onnxruntime's quantizer) and reconfigure the root
+    logger; none of that is the user's business. Warnings are silenced and the logging state restored."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            root.setLevel(level)
+            root.handlers[:] = handlers
+
+
 def export_onnx(model_path: str, quantized: bool) -> Path:
     """Export the transformer to ONNX once (and quantize its weights to int8 if asked); returns the file.
 
@@ -136,44 +156,43 @@ def export_onnx(model_path: str, quantized: bool) -> Path:
     if target.is_file():
         return target
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not fp32.is_file():
-        import torch
-        from transformers import AutoModel
+    print("preparing the embedding model for this machine (one-time ONNX export, about a minute)…", file=sys.stderr,
+          flush=True)
+    with _quiet():
+        if not fp32.is_file():
+            _export_fp32(model_path, out_dir / f".model.{os.getpid()}.onnx")
+            os.replace(out_dir / f".model.{os.getpid()}.onnx", fp32)
+        if quantized:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        class _Encoder(torch.nn.Module):
-            def __init__(self, base):
-                super().__init__()
-                self.base = base
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.base(input_ids=input_ids, attention_mask=attention_mask,
-                                 token_type_ids=token_type_ids).last_hidden_state
-
-        import warnings
-
-        warnings.filterwarnings("ignore", category=UserWarning)  # tracer warnings about dynamic shapes
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        model = _Encoder(AutoModel.from_pretrained(model_path).eval())
-        ids = torch.ones(2, 16, dtype=torch.long)
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        tmp = out_dir / f".model.{os.getpid()}.onnx"
-        torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(tmp), input_names=names,
-                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                          dynamic_axes={n: {0: "batch", 1: "seq"} for n in names + ["last_hidden_state"]})
-        os.replace(tmp, fp32)
-    if quantized:
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice is noise here
-        tmp = out_dir / f".model_qint8.{os.getpid()}.onnx"
-        # Per-channel weight scales on the MatMuls: per-tensor scales moved vectors to cosine ~0.94 of fp32
-        # (min 0.89 over 400 corpus texts); per-channel keeps mean 0.994, min 0.986.
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul"])
-        os.replace(tmp, target)
+            tmp = out_dir / f".model_qint8.{os.getpid()}.onnx"
+            # Per-channel weight scales on the MatMuls: per-tensor scales moved vectors to cosine ~0.94 of fp32
+            # (min 0.89 over 400 corpus texts); per-channel keeps mean 0.994, min 0.986.
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                             op_types_to_quantize=["MatMul"])
+            os.replace(tmp, target)
     return target
+
+
+def _export_fp32(model_path: str, tmp: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    class _Encoder(torch.nn.Module):
+        def __init__(self, base):
+            super().__init__()
+            self.base = base
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.base(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    model = _Encoder(AutoModel.from_pretrained(model_path).eval())
+    ids = torch.ones(2, 16, dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(tmp), input_names=names,
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "seq"} for n in names + ["last_hidden_state"]})
 
 
 class OnnxSentenceEncoder:

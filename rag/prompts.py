@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .config import PROJECT_ROOT
 from .errors import PromptError
+from .resources import prompts_dir
 
 REFUSAL = "The corpus does not answer this question."
-PROMPTS_DIR = PROJECT_ROOT / "prompts"
 
 # Each template's placeholders, exactly: a missing one would silently drop context, an unknown one would crash late.
 PLACEHOLDERS: dict[str, frozenset[str]] = {
     "answer_system": frozenset({"refusal"}),
+    "answer_system_json": frozenset({"refusal"}),
     "answer_user": frozenset({"question", "evidence", "refusal"}),
     "condense": frozenset({"history", "question"}),
 }
@@ -45,7 +45,7 @@ def placeholders(text: str) -> frozenset[str]:
 
 
 def load_prompt(name: str, directory: Path | None = None) -> Prompt:
-    return _load(name, Path(directory) if directory else PROMPTS_DIR)
+    return _load(name, Path(directory) if directory else prompts_dir())
 
 
 @lru_cache(maxsize=32)

@@ -9,10 +9,11 @@ import pytest
 
 import rag  # noqa: F401  (sets the offline environment first)
 from rag.assistant import Assistant
-from rag.config import PROJECT_ROOT, load_settings
+from rag.config import load_settings
+from rag.resources import checkout_root
 from rag.corpus import read_corpus
 
-CORPUS = PROJECT_ROOT / "data" / "corpus"
+CORPUS = checkout_root() / "data" / "corpus"
 ALT_PAGE = CORPUS / "000_644eb7bf80ec2426.txt"
 BLOCK_PAGE = CORPUS / "004_d57eefe2a75100c4.txt"
 

@@ -89,16 +89,33 @@ def test_csv_without_required_columns_is_named(tmp_path):
     assert "cols.csv:1: CSV header lacks column(s) title, abstract" in str(read.issues[0])
 
 
-def test_non_utf8_line_and_binary_file(tmp_path, papers_by_title):
+def test_damaged_utf8_line_and_binary_file(tmp_path, papers_by_title):
+    """A UTF-8 file with one damaged line loses that record only; a binary file is skipped whole."""
     a, b = papers_by_title["Memorizing Transformers"], papers_by_title["Dropout Reduces Underfitting"]
-    data = "\n".join([a.title, a.abstract, b.title]).encode() + b"\n" + b.abstract.encode()[:50] + b"\xff\xfe" + b"\n"
-    (tmp_path / "latin.txt").write_bytes(data)
+    data = "\n".join([a.title + " \u2014 k\u00fcnstlich", a.abstract, b.title]).encode() + b"\n" + \
+        b.abstract.encode()[:50] + b"\xff\xfe" + b"\n"
+    (tmp_path / "damaged.txt").write_bytes(data)
     (tmp_path / "blob.csv").write_bytes(b"\x00\x01\x02binary")
     read = read_corpus([tmp_path])
-    assert [p.title for p in read.papers] == [a.title]
+    assert [p.title for p in read.papers] == [a.title + " \u2014 k\u00fcnstlich"]
     messages = [str(i) for i in read.issues]
-    assert any("latin.txt:4:" in m and "UTF-8" in m for m in messages)
+    assert any("damaged.txt:4:" in m and "UTF-8" in m for m in messages)
     assert any("blob.csv" in m and "binary" in m for m in messages)
+
+
+def test_files_in_other_encodings_are_decoded_with_one_warning(tmp_path, papers_by_title):
+    a, b = papers_by_title["Memorizing Transformers"], papers_by_title["Dropout Reduces Underfitting"]
+    accented = "Caf\u00e9 m\u00e9moire \u00e0 la carte: " + a.title
+    (tmp_path / "latin.txt").write_bytes("\n".join([accented, a.abstract, b.title, b.abstract]).encode("cp1252"))
+    records = [{"title": "\u00dcber " + b.title, "abstract": b.abstract + " \u00e9t\u00e9"}]
+    (tmp_path / "wide.jsonl").write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+                                          .encode("utf-16"))
+    read = read_corpus([tmp_path])
+    assert {p.title for p in read.papers} == {accented, b.title, "\u00dcber " + b.title}
+    warnings = [str(i) for i in read.issues]
+    assert len(warnings) == 2 and not any(i.skipped for i in read.issues)
+    assert any("latin.txt: not UTF-8; read as cp1252" in w for w in warnings)
+    assert any("wide.jsonl: not UTF-8; read as utf_16" in w for w in warnings)
 
 
 def test_missing_path_is_an_error(tmp_path):

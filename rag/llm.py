@@ -15,6 +15,27 @@ from .errors import LLMError
 from .tokens import count_tokens
 
 
+LOCAL_CONTEXT = 4096
+DEFAULT_CONTEXT = 8192
+_KNOWN_CONTEXTS = (("gpt-4.1", 1_000_000), ("gpt-4o", 128_000), ("o1", 200_000), ("o3", 200_000), ("o4", 200_000),
+                   ("gpt-4-turbo", 128_000), ("gpt-3.5-turbo", 16_385), ("claude", 200_000), ("llama-3", 128_000),
+                   ("qwen2.5", 32_768), ("mistral", 32_768))
+
+
+def _known_context(model: str) -> int | None:
+    name = model.casefold().rsplit("/", 1)[-1]
+    return next((n for prefix, n in _KNOWN_CONTEXTS if name.startswith(prefix)), None)
+
+
+def _as_event(response):
+    """A non-streamed completion in the shape of one stream event, so one loop reads both."""
+    from types import SimpleNamespace
+
+    choices = [SimpleNamespace(delta=SimpleNamespace(content=c.message.content), finish_reason=c.finish_reason or "stop")
+               for c in response.choices]
+    return SimpleNamespace(choices=choices, usage=response.usage)
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -43,6 +64,7 @@ class LLMClient:
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
         )
+        self._context: int | None = None
 
     @classmethod
     def from_settings(cls, settings: LLMSettings) -> "LLMClient":
@@ -52,10 +74,40 @@ class LLMClient:
         from .local_llm import shared_server
 
         server = shared_server(settings.local_model, threads=settings.local_threads,
-                               context_tokens=settings.context_tokens)
+                               context_tokens=settings.context_tokens or LOCAL_CONTEXT)
         client = cls(settings.model_copy(update={"base_url": server.base_url, "model": settings.local_model}))
         client.server = server
+        client.local = True
         return client
+
+    local = False  # the bundled model in this process
+
+    @property
+    def bundled(self) -> bool:
+        """One of the bundled tiny models, in this process or behind `rag llm serve`: it reads prompts at ~100
+        tokens/s and declines answerable questions often, so the `auto` policies treat it apart."""
+        from .local_llm import MODELS
+
+        return self.local or self.settings.model in MODELS
+
+    def context_window(self) -> int:
+        """The model's context in tokens: the setting; else what a llama.cpp server reports (/props n_ctx); else
+        known for common hosted models; else 8192."""
+        if self._context is None:
+            self._context = self.settings.context_tokens or self._server_context() or _known_context(
+                self.settings.model) or DEFAULT_CONTEXT
+        return self._context
+
+    def _server_context(self) -> int | None:
+        import json
+        import urllib.request
+
+        root = self.settings.base_url.rstrip("/").removesuffix("/v1")
+        try:
+            with urllib.request.urlopen(f"{root}/props", timeout=2) as resp:
+                return int(json.loads(resp.read()).get("default_generation_settings", {}).get("n_ctx") or 0) or None
+        except (OSError, ValueError):
+            return None
 
     @property
     def name(self) -> str:
@@ -64,8 +116,17 @@ class LLMClient:
     def count(self, text: str) -> int:
         return count_tokens(text, self.settings.encoding)
 
+    def complete_json(self, messages: list[dict], schema: dict) -> Completion:
+        """A JSON answer constrained by a JSON schema (OpenAI structured outputs; llama.cpp's json_schema)."""
+        return self._call(messages, stream=False, response_format={
+            "type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": False}})
+
     def complete(self, messages: list[dict], on_token: Callable[[str], None] | None = None) -> Completion:
         """Stream a chat completion; on a failure part-way, raise LLMError (the caller falls back)."""
+        return self._call(messages, stream=True, on_token=on_token)
+
+    def _call(self, messages: list[dict], *, stream: bool, on_token: Callable[[str], None] | None = None,
+              **extra) -> Completion:
         import openai
 
         prompt_tokens = sum(self.count(m["content"]) + 4 for m in messages)
@@ -73,19 +134,17 @@ class LLMClient:
         usage = None
         finished = False
         try:
-            stream = self._client.chat.completions.create(
-                model=self.settings.model,
-                messages=messages,
-                max_tokens=self.settings.max_tokens,
-                temperature=self.settings.temperature,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            for event in stream:
+            response = self._client.chat.completions.create(
+                model=self.settings.model, messages=messages, max_tokens=self.settings.max_tokens,
+                temperature=self.settings.temperature, stream=stream,
+                **({"stream_options": {"include_usage": True}} if stream else {}), **extra)
+            if not stream:
+                response = [_as_event(response)]
+            for event in response:
                 if getattr(event, "usage", None):
                     usage = event.usage
                 for choice in event.choices or []:
-                    delta = choice.delta.content if choice.delta else None
+                    delta = choice.delta.content if getattr(choice, "delta", None) else None
                     if delta:
                         parts.append(delta)
                         if on_token:

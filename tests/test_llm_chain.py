@@ -57,9 +57,18 @@ def test_model_refusal_abstains_when_configured(small_assistant, server):
     assert answer.sources  # what was retrieved is still reported
 
 
-def test_model_refusal_over_gate_evidence_shows_extractive_answer_by_default(small_assistant, server):
+def test_model_refusal_is_honoured_by_default_with_the_closest_sources(small_assistant, server):
     server.replies.append(Reply(f"{REFUSAL}"))
     with _assistant(small_assistant, server.url) as assistant:
+        answer = assistant.ask(QUESTION)
+    assert answer.abstained and answer.text == REFUSAL and not answer.citations
+    assert answer.verification.model_refused and answer.verification.abstain_reason.name == "MODEL_REFUSED"
+    assert answer.sources[0].paper.title == MULTIGRID  # what the model read is still listed
+
+
+def test_model_refusal_can_show_the_extractive_answer_instead(small_assistant, server):
+    server.replies.append(Reply(f"{REFUSAL}"))
+    with _assistant(small_assistant, server.url, on_refusal="extractive") as assistant:
         answer = assistant.ask(QUESTION)
     assert not answer.abstained and "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
     assert answer.verification.fell_back and answer.verification.model_refused

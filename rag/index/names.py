@@ -167,6 +167,12 @@ class NameIndex:
                 return " ".join(words)
         return None
 
+    def names_of(self, paper_id: str) -> list[str]:
+        """The short names a paper goes by, and the abbreviations its abstract defines (folded)."""
+        rows = self.db.execute("SELECT name FROM names WHERE paper_id = ? UNION SELECT short FROM aliases WHERE "
+                               "paper_id = ?", (paper_id, paper_id)).fetchall()
+        return sorted(r[0] for r in rows)
+
     def expansions(self, shorts: list[str]) -> dict[str, list[str]]:
         """Long forms the corpus defines for these abbreviations (folded), most often defined first."""
         out: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ def generate(n: int, seed: int = 0):
     import rag  # noqa: F401
     from rag.config import load_settings
     from rag.corpus import read_corpus
-    from rag.evidence import split_sentences
+    from rag.text import split_sentences
 
     papers = read_corpus(list(load_settings().corpus.default_paths)).papers
     openings, bodies = [], []

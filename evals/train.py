@@ -74,19 +74,17 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str, fea
 
 # ---- 1. question understanding ----------------------------------------------------------------------------------
 def train_question_models(assistant, dev, intent_file: Path) -> None:
-    from rag.query import question_features
-    from rag.text import words
+    from rag.query import cues, question_features
 
     rows = [json.loads(line) for line in intent_file.read_text().splitlines() if line.strip()]
     written = len(rows)
     for item in dev:
         rows.append({"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
                      "follow_up": bool(item.history)})
-    cues = Counter()
+    seen = Counter()
     for row in rows:
-        tokens = words(row["question"].replace("'", " "))
-        cues.update(set(tokens) | ({f"first:{tokens[0]}", f"first2:{' '.join(tokens[:2])}"} if tokens else set()))
-    vocabulary = tuple(sorted(c for c, n in cues.items() if n >= 3))
+        seen.update(cues(row["question"]))
+    vocabulary = tuple(sorted(c for c, n in seen.items() if n >= 3))
     vectors = assistant.embedder.encode([r["question"] for r in rows])
     x = np.array([question_features(r["question"], v, vocabulary) for r, v in zip(rows, vectors)])
     features = tuple(f"vector:{i}" for i in range(vectors.shape[1])) + tuple(f"cue:{c}" for c in vocabulary)
@@ -205,15 +203,28 @@ def train_answers(assistant, dev) -> None:
     oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=0.5)
     best = {g: oof[groups == g].max() for g in np.unique(groups)}
     threshold = choose_abstention_threshold(best, answerable)
+    gate = choose_gate_threshold(best, answerable)
     model = fit(x, np.where(y, "yes", "no"), "answers", PAPER_FEATURES, ("no", "yes"), c=0.5, threshold=threshold,
-                info={"rows": int(len(y)), "questions": len(answerable)})
+                info={"rows": int(len(y)), "questions": len(answerable), "gate_threshold": gate})
     save_model(model)
     load_model.cache_clear()
 
 
+def choose_gate_threshold(best: dict, answerable: dict, max_false: float = 0.01) -> float:
+    """With an LLM the pre-call gate only blocks clearly off-corpus questions: the highest threshold that keeps
+    out-of-fold false abstention on dev at or under 1%."""
+    candidates = np.round(np.arange(0.01, 0.96, 0.01), 2)
+    ok = [t for t in candidates if 1 - np.mean([best.get(g, 0.0) >= t for g, a in answerable.items() if a]) <= max_false]
+    t = float(max(ok)) if ok else 0.01
+    blocked = np.mean([best.get(g, 0.0) < t for g, a in answerable.items() if not a])
+    print(f"answers: gate threshold {t:.2f} with an LLM (out-of-fold on dev: blocks {blocked:.3f} of unanswerable)")
+    return t
+
+
 def choose_abstention_threshold(best: dict, answerable: dict) -> float:
-    """The threshold on max P(answers) with the best balanced accuracy of the abstain decision on out-of-fold
-    predictions (ties: the lower threshold, fewer false abstentions)."""
+    """The threshold on max P(answers) with the fewest wrong abstain decisions on out-of-fold dev predictions
+    (answered unanswerable + abstained answerable, counted as questions come: most are answerable; ties: the
+    lower threshold, fewer false abstentions)."""
     candidates = np.round(np.arange(0.05, 0.96, 0.01), 2)
     scored = []
     for t in candidates:
@@ -221,7 +232,10 @@ def choose_abstention_threshold(best: dict, answerable: dict) -> float:
         neg = [best.get(g, 0.0) < t for g, a in answerable.items() if not a]
         false_abstention = 1 - np.mean(pos)
         abstention = np.mean(neg)
-        scored.append(((abstention + 1 - false_abstention) / 2, -t, t, abstention, false_abstention))
+        wrong = false_abstention * len(pos) + (1 - abstention) * len(neg)
+        scored.append((-wrong, -t, t, abstention, false_abstention))
+    for row in scored[::5]:
+        print(f"   t={row[2]:.2f} abstention={row[3]:.3f} false={row[4]:.3f}")
     _, _, t, abstention, false_abstention = max(scored)
     print(f"answers: threshold {t:.2f} (out-of-fold on dev: abstention {abstention:.3f}, "
           f"false abstention {false_abstention:.3f})")
@@ -268,10 +282,22 @@ def train_on_topic(assistant, dev) -> None:
     print(f"on_topic: {sum(1 for v in gold.values() if v)} lists + {sum(1 for v in gold.values() if not v)} "
           f"unanswerable, threshold {t:.2f} (out-of-fold on dev: precision {p:.3f}, recall {r:.3f}; "
           f"pool recall {y.sum() / max(sum(gold.values()), 1):.3f})")
+    gate = list_gate_threshold(oof, y)
     model = fit(x, np.where(y, "yes", "no"), "on_topic", LIST_FEATURES, ("no", "yes"), c=0.5, threshold=float(t),
-                info={"rows": int(len(y)), "lists": len(gold)})
+                info={"rows": int(len(y)), "lists": len(gold), "gate_threshold": gate})
     save_model(model)
     load_model.cache_clear()
+
+
+def list_gate_threshold(oof: np.ndarray, y: np.ndarray, min_recall: float = 0.95) -> float:
+    """With an LLM a list's sources are every pooled paper above a lower bar: the highest threshold that keeps
+    out-of-fold recall of the gold members found in the pool at or above 95% (the model and the verifier then
+    decide which belong)."""
+    ok = [t for t in np.round(np.arange(0.01, 0.96, 0.01), 2) if (oof[y] >= t).mean() >= min_recall]
+    t = float(max(ok)) if ok else 0.01
+    print(f"on_topic: LLM source threshold {t:.2f} (out-of-fold on dev: keeps {(oof[y] >= t).mean():.3f} of gold "
+          f"members, {(oof[~y] >= t).mean():.3f} of the others)")
+    return t
 
 
 def main() -> None:

@@ -17,17 +17,19 @@ from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
-from .support import (Judged, QuestionSignals, answer_threshold, judge_answers, judge_list, list_threshold,
-                      named_paper_terms)
+from .support import (Judged, QuestionSignals, answer_threshold, gate_threshold, judge_answers, judge_list,
+                      list_gate_threshold, list_threshold, named_paper_terms)
 from .text import terms
-from .tokens import count_tokens
 from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
 OnToken = Callable[[str], None] | None
 LIST_POOL = 40
 COMPARE_POOL = 10
 COMPARE_SENTENCES = 3
-FOCUS_DISCOUNT = 0.5  # a follow-up's own paper needs half the evidence another paper would
+FOCUS_DISCOUNT = 0.5
+# With an LLM a list question shows the model every candidate above the on_topic model's recall-oriented bar
+# (chosen on dev to keep 95% of gold members; the offline list's own cut keeps ~65%), at most this many.
+LLM_LIST_SOURCES = 20
 _FIELD_WORDS = {MetadataField.AUTHORS: "authors", MetadataField.DATE: "publication dates",
                 MetadataField.CATEGORY: "subject categories", MetadataField.OTHER: "venues, affiliations or citation counts"}
 
@@ -68,13 +70,15 @@ class AnswerChain:
             chosen = self._list_members(evidence, signals)
         else:
             chosen = self._answering(query, evidence, signals)
+        if self.llm is not None:
+            sources = self._llm_sources(query, evidence, signals, chosen)
+            if sources:
+                try:
+                    return self._written(query, sources, chosen, base, on_token)
+                except LLMError as exc:
+                    base["warnings"] = query.warnings + (f"{exc}; answered extractively instead",)
         if not chosen:
             return self._abstain(base, on_token, Verification(abstain_reason=self._why_not(query, evidence, signals)))
-        if self.llm is not None:
-            try:
-                return self._generate(query, chosen, base, on_token)
-            except LLMError as exc:
-                base["warnings"] = query.warnings + (f"{exc}; answered extractively instead",)
         return self._extractive(query, chosen, base, on_token)
 
     def gather(self, query: Query) -> tuple[list[Hit], list[PaperEvidence], QuestionSignals]:
@@ -96,7 +100,8 @@ class AnswerChain:
             unseen_anchor=any(all(df.get(t, 0) == 0 for t in terms(a)) for a in question_anchors if terms(a)),
             unknown_title=bool(self.store.names.names_unknown_paper(query.question)),
             named_paper=named_paper_terms(query.question),
-            rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]))
+            rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]),
+            unseen_share=sum(df.get(t, 0) == 0 for t in set(asked)) / max(len(set(asked)), 1))
 
     def papers_about(self, text: str) -> list[tuple[str, str]]:
         """(id, title) of the paper a piece of conversation is about: the best match for what was said."""
@@ -200,55 +205,41 @@ class AnswerChain:
         return Answer(text=text, citations=tuple(citations), abstained=False,
                       usage=usage or Usage(), verification=verification or Verification(), **base)
 
-    # ---- LLM generation + verification ----------------------------------------------------------
-    def _prompt(self, query: Query, papers: list[PaperEvidence]) -> tuple[list[dict], dict]:
-        """Chat messages with numbered sources that fit the context budget, and the papers behind the numbers."""
-        llm_cfg = self.settings.llm
-        system = load_prompt("answer_system").render(refusal=REFUSAL)
-        template = load_prompt("answer_user")
-        question = query.asked
-        budget = llm_cfg.context_tokens - llm_cfg.max_tokens - count_tokens(system, llm_cfg.encoding) \
-            - count_tokens(template.render(question=question, evidence="", refusal=REFUSAL), llm_cfg.encoding) - 16
-        numbered: dict = {}
-        blocks: list[str] = []
-        used = 0
-        per_paper = self.settings.answer.evidence_per_paper
-        for pe in papers[: None if query.intent is Intent.LIST else llm_cfg.max_sources]:
-            head = f"[{len(numbered) + 1}] {defang(pe.hit.paper.title)}\n"
-            best = sorted(pe.sentences[:per_paper], key=lambda e: e.start)
-            excerpt = head + " ".join(defang(e.text) for e in best)
-            block = head + defang(pe.hit.paper.abstract) if llm_cfg.evidence == "abstracts" else excerpt
-            cost = count_tokens(block, llm_cfg.encoding)
-            if used + cost > budget and block is not excerpt:  # the excerpt is shorter; try it
-                block, cost = excerpt, count_tokens(excerpt, llm_cfg.encoding)
-            if used + cost > budget:
-                break
-            numbered[len(numbered) + 1] = pe.hit.paper
-            blocks.append(block)
-            used += cost
-        user = template.render(question=question, evidence="\n\n".join(blocks), refusal=REFUSAL)
-        return [{"role": "system", "content": system}, {"role": "user", "content": user}], numbered
+    # ---- with an LLM ----------------------------------------------------------------------------
+    def _llm_sources(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals,
+                     chosen: list[Judged]) -> list[PaperEvidence]:
+        """What the model reads. The gate before the call blocks only clearly off-corpus questions (a threshold
+        chosen on dev for almost no false abstention); the model and the verifier decide the rest."""
+        if query.intent is Intent.LIST:
+            if chosen and chosen[0].probability == 1.0 and query.filters:
+                return [j.evidence for j in chosen]  # every paper the metadata filters pass
+            judged = judge_list(evidence, signals)
+            return [j.evidence for j in judged if j.probability >= list_gate_threshold()][:LLM_LIST_SOURCES]
+        judged = judge_answers(query, evidence, signals)
+        gate = gate_threshold()
+        first = [j.evidence for j in chosen]
+        rest = [j.evidence for j in judged if j.probability >= gate and j.evidence not in first]
+        return (first + rest)[: self.settings.llm.max_sources]
 
-    def _generate(self, query: Query, chosen: list[Judged], base: dict, on_token: OnToken) -> Answer:
-        from .citations import StreamVerifier, Verifier
+    def _extractive_on_refusal(self) -> bool:
+        policy = self.settings.llm.on_refusal
+        return policy == "extractive" or (policy == "auto" and self.llm.bundled)
 
-        messages, numbered = self._prompt(query, [j.evidence for j in chosen])
-        verifier = Verifier(numbered, self.embedder, self.store)
-        stream = StreamVerifier(verifier, emit=on_token)
-        completion = self.llm.complete(messages, on_token=stream.feed)
-        stream.finish()
-        usage = Usage(backend="llm", model=completion.model, prompt_tokens=completion.prompt_tokens,
-                      completion_tokens=completion.completion_tokens)
-        if not verifier.kept:
-            report = verifier.report(raw_text=completion.text)
-            if verifier.model_refused and self.settings.llm.on_refusal == "abstain":
-                return self._abstain(base, on_token, replace(report, abstain_reason=AbstainReason.MODEL_REFUSED),
-                                     usage)
-            return self._extractive(query, chosen, base, on_token, verification=replace(report, fell_back=True),
-                                    usage=usage)
-        papers = {p.id: p for p in numbered.values()}
-        return Answer(text=" ".join(verifier.kept), citations=verifier.citations(papers), abstained=False,
-                      usage=usage, verification=verifier.report(raw_text=completion.text), **base)
+    def _written(self, query: Query, sources: list[PaperEvidence], chosen: list[Judged], base: dict,
+                 on_token: OnToken) -> Answer:
+        from .generate import Writer, fell_back
+
+        written = Writer(self.llm, self.embedder, self.store, self.settings).write(query, sources, on_token)
+        if written.text:
+            return Answer(text=written.text, citations=written.citations, abstained=False, usage=written.usage,
+                          verification=written.verification, **base)
+        if written.refused and (not self._extractive_on_refusal() or not chosen):
+            report = replace(written.verification, abstain_reason=AbstainReason.MODEL_REFUSED)
+            return self._abstain(base, on_token, report, written.usage)
+        if not chosen:  # nothing survived verification and the offline composer has nothing either
+            report = replace(fell_back(written), abstain_reason=AbstainReason.NO_SUPPORT)
+            return self._abstain(base, on_token, report, written.usage)
+        return self._extractive(query, chosen, base, on_token, verification=fell_back(written), usage=written.usage)
 
 
 def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Citation]]:

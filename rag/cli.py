@@ -103,14 +103,14 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool) -> None:
     err = Console(stderr=True)
     settings = _settings(ctx)
     assistant = Assistant(settings, build_if_missing=False)
-    with Progress(TextColumn("embedding chunks"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn("embedding chunks and sentences"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task("embed", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
             if not err.is_terminal and total and (done == total or done == 0):
-                click.echo(f"embedding chunks: {done}/{total}", err=True)
+                click.echo(f"embedding chunks and sentences: {done}/{total}", err=True)
 
         report = assistant.ingest(list(paths) or None, rebuild=rebuild, progress=progress)
     for issue in report.issues:
@@ -222,6 +222,44 @@ def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path
         md_out.write_text(table + "\n")
     if plot_out:
         plot_report(report, plot_out)
+
+
+@cli.command()
+@click.pass_context
+def info(ctx: click.Context) -> None:
+    """Where things are and what runs: index, model cache, settings file, answer backend, versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .config import default_config_file
+    from .local_llm import model_cache_dir
+    from .resources import bundled_corpus, checkout_root
+
+    settings = _settings(ctx)
+    config = ctx.find_root().obj.get("config") or default_config_file()
+    manifest = settings.index.dir / "manifest.json"
+    state = json.loads(manifest.read_text()).get("state", "?") if manifest.is_file() else "not built (run rag ingest)"
+    rows = [
+        ("index", f"{settings.index.dir} ({state})"),
+        ("vector store", f"Chroma server {settings.index.chroma_host}:{settings.index.chroma_port}"
+         if settings.index.chroma_host else f"{settings.index.dir / 'chroma'} (embedded)"),
+        ("bundled corpus", str(bundled_corpus())),
+        ("installed from", str(checkout_root() or "a wheel (per-user index directory)")),
+        ("model cache", str(model_cache_dir())),
+        ("settings file", str(config) if config else "none (defaults and RAG_* environment)"),
+        ("embeddings", f"{settings.embedding.model} on {settings.embedding.backend}"),
+        ("answers", f"LLM {settings.llm.model} at {settings.llm.base_url}" if settings.llm.base_url
+         else "extractive (offline, no LLM)"),
+        ("python", sys.version.split()[0]),
+    ]
+    for package in ("rag-papers", "chromadb", "onnxruntime", "llama-index-core", "sentence-transformers", "openai",
+                    "torch", "xllamacpp"):
+        try:
+            rows.append((package, version(package)))
+        except PackageNotFoundError:
+            rows.append((package, "not installed"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
 
 
 @cli.group("llm")

@@ -18,8 +18,8 @@ from pydantic_settings import (
 )
 
 from .errors import ConfigError
+from .resources import bundled_corpus, default_index_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 
@@ -28,7 +28,8 @@ class _Group(BaseModel):
 
 
 class IndexSettings(_Group):
-    dir: Path = Field(PROJECT_ROOT / "index_store", description="Directory of the persisted index (Chroma + paper table).")
+    dir: Path = Field(default_factory=default_index_dir, description="Directory of the persisted index (Chroma + paper "
+                      "table): index_store/ of the checkout when run from it, else the per-user data directory.")
     collection: str = Field("papers", description="Chroma collection name (3-512 chars of [a-zA-Z0-9._-]).")
     chroma_host: str | None = Field(None, description="Chroma server host; unset means embedded PersistentClient in `dir`.")
     chroma_port: int = Field(8000, description="Chroma server port, used with chroma_host.")
@@ -39,8 +40,8 @@ class IndexSettings(_Group):
 
 class CorpusSettings(_Group):
     default_paths: tuple[Path, ...] = Field(
-        (PROJECT_ROOT / "data" / "corpus",), description="What `rag ingest` reads when given no paths (the bundled corpus)."
-    )
+        default_factory=lambda: (bundled_corpus(),),
+        description="What `rag ingest` reads when given no paths (the bundled corpus, shipped inside the package).")
 
 
 class EmbeddingSettings(_Group):
@@ -95,17 +96,25 @@ class LLMSettings(_Group):
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (the key is never stored).")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(2, ge=0, description="Retries on connection errors, 429 and 5xx, with backoff.")
-    context_tokens: int = Field(4096, ge=512, description="Model context budget; evidence is trimmed to fit.")
+    context_tokens: int | None = Field(
+        None, ge=512, description="The model's context window in tokens. Unset: asked of the server when it says "
+        "(llama.cpp /props), else known for common models (128k for gpt-4o-mini), else 8192. Sources are trimmed "
+        "to fit.")
     max_tokens: int = Field(400, ge=16, description="Completion token limit.")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature.")
     encoding: str = Field("cl100k_base", description="tiktoken encoding used to count tokens.")
-    evidence: Literal["sentences", "abstracts"] = Field(
-        "sentences", description="What each prompt source shows: the selected evidence sentences (short, fast prompts) "
-        "or whole abstracts. Chosen on evals/qa.jsonl.")
+    evidence: Literal["auto", "sentences", "abstracts"] = Field(
+        "auto", description="What each prompt source shows: whole abstracts (a capable model can use any sentence), "
+        "or only the selected evidence sentences (short prompts: the bundled local models read ~100 tokens/s). "
+        "auto: abstracts while they fit the context window, sentences for the bundled local models.")
     max_sources: int = Field(5, ge=1, le=20, description="Papers put in the prompt (list questions use all selected).")
-    on_refusal: Literal["abstain", "extractive"] = Field(
-        "extractive", description="When the model declines although the calibrated abstention gate found evidence: "
-        "abstain, or show the verified extractive answer. Chosen on evals/qa.jsonl (README, LLM backend).")
+    on_refusal: Literal["auto", "abstain", "extractive"] = Field(
+        "auto", description="When the model says the sources do not answer: show that (with the closest "
+        "sources), or show the verified extractive answer instead (for tiny models that decline answerable "
+        "questions). auto: abstain, except for the bundled local models.")
+    structured: bool = Field(
+        False, description="Ask for JSON (each sentence with its source numbers) through the server's "
+        "response_format json_schema, instead of text with [n] markers. Measured in bench/llm_models.py.")
     local_model: str = Field("qwen2.5-coder-0.5b", description="Bundled GGUF model used by `--llm local` / `rag llm serve`.")
     local_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
 
@@ -122,8 +131,6 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Hybrid retrieval.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answer composition and abstention.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Optional OpenAI-compatible LLM.")
-
-    _toml_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -143,6 +143,20 @@ def aspect_probe(probe: Probe, paper: PaperSentences) -> Probe:
     return replace(probe, terms=tuple(t for t in probe.terms if t not in paper.title_terms))
 
 
+_WH_PHRASE = re.compile(r"\b(?:what|which|how many|how much|how large|how long|how big|how fast)\s+"
+                        r"((?:(?!(?:did|does|do|was|were|is|are|has|have|had|can|could|would|will|should|the|a|an|its|their|"
+                        r"this|that|in|of|for|on|to|by|with|at)\b)[\w\-]+\s*){1,4})", re.IGNORECASE)
+
+
+def asked_terms(question: str) -> frozenset[str]:
+    """The thing the question asks for, read from its wh-phrase ("what epsilon was used" → epsilon, "how many
+    hours of gameplay" → hours): an answer must state it, not just the paper's topic."""
+    found: set[str] = set()
+    for match in _WH_PHRASE.finditer(question):
+        found |= set(terms(match.group(1), question=True))
+    return frozenset(found)
+
+
 # ---- sentence features and the ranker -------------------------------------------------------------------------
 SENTENCE_FEATURES = (
     "similarity", "coverage", "coverage_sentence_only", "novelty", "has_number", "number_wanted",
@@ -198,6 +212,7 @@ class PaperEvidence:
     aspect_coverage: float  # best share of what the question asks about the paper that one sentence holds
     aspect_number: float    # the same over sentences holding a number (what a "how many" answer needs)
     top3_similarity: float  # mean cosine of the three closest sentences: is the topic the paper's subject?
+    asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a number if wanted)
     covering_share: float   # share of sentences holding at least half of the question (IDF-weighted)
     paper_terms: frozenset[str] = frozenset()
 
@@ -221,6 +236,8 @@ class EvidenceSelector:
         ranker = load_model("sentence_ranker", SENTENCE_FEATURES)
         probe = make_probe(self.store, vector, query.asked, question=True)
         question_anchors = anchors(query.asked, self.store)
+        asked = asked_terms(query.asked)
+        asked_probe = replace(probe, terms=tuple(t for t in probe.terms if t in asked))
         loaded = load_sentences(self.store, [h.paper for h in hits])
         out = []
         for hit in hits:
@@ -234,6 +251,9 @@ class EvidenceSelector:
             aspects = [(aspect.coverage(s.terms), bool(_NUMBER.search(s.text))) for s in paper.sentences]
             sims = np.sort(paper.similarities(probe))[::-1]
             covering = [probe.coverage(s.terms | paper.title_terms) >= 0.5 for s in paper.sentences]
+            wants_number = query.answer_type is AnswerType.NUMBER
+            stating = [asked_probe.coverage(s.terms) for s in paper.sentences
+                       if not wants_number or _NUMBER.search(s.text)]
             out.append(PaperEvidence(
                 hit=hit, sentences=tuple(ranked), support=ranked[0].score if ranked else -10.0,
                 coverage=probe.coverage(paper.all_terms), title_coverage=probe.coverage(paper.title_terms),
@@ -243,6 +263,7 @@ class EvidenceSelector:
                 aspect_number=max((c for c, has in aspects if has), default=0.0),
                 top3_similarity=float(sims[:3].mean()) if len(sims) else 0.0,
                 covering_share=float(np.mean(covering)) if covering else 0.0,
+                asked_found=max(stating, default=0.0) if asked_probe.terms else 1.0,
                 paper_terms=paper.all_terms))
         out.sort(key=lambda pe: (-pe.support, pe.hit.rank))
         return out

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import RagError
 from .learned import load_model
-from .text import words
+from .text import name_tokens, words
 from .tokens import clip_tokens, count_tokens
 from .types import AnswerType, Intent, MetadataField, Query
 
@@ -35,13 +35,25 @@ def clean_question(question: str, max_tokens: int) -> tuple[str, str | None]:
     return text, None
 
 
-def cue_features(question: str, vocabulary: tuple[str, ...]) -> np.ndarray:
-    """Presence of each cue (a word, "first:<word>", or "first2:<w1> <w2>") in the question."""
+def cues(question: str) -> set[str]:
+    """The question's cues: its words, "first:<word>", "first2:<w1> <w2>", and its shape: how many coined names
+    ("names:2+": two methods named, as a comparison has) and quoted titles it carries."""
     tokens = words(question.replace("'", " "))
     present = set(tokens)
     if tokens:
         present.add(f"first:{tokens[0]}")
         present.add(f"first2:{' '.join(tokens[:2])}")
+    named = len({n.casefold() for n in name_tokens(question)}) + len(_QUOTED.findall(question))
+    present.add(f"names:{min(named, 2)}{'+' if named >= 2 else ''}")
+    return present
+
+
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{8,})[\"“”]")
+
+
+def cue_features(question: str, vocabulary: tuple[str, ...]) -> np.ndarray:
+    """Presence of each vocabulary cue in the question."""
+    present = cues(question)
     return np.array([cue in present for cue in vocabulary], dtype=np.float64)
 
 

@@ -23,7 +23,7 @@ PAPER_FEATURES = (
     "support", "support_margin", "best_similarity", "coverage", "title_coverage", "rank_inverse", "dense_score",
     "bm25_rank_inverse", "title_match", "anchors_missing", "anchors_missing_share", "question_anchors",
     "unseen_anchor", "unknown_title", "number_missing", "focus", "aspect_coverage", "aspect_number",
-    "named_paper_mismatch",
+    "named_paper_mismatch", "asked_found", "unseen_share",
 )
 LIST_FEATURES = (
     "support", "best_similarity", "coverage", "title_coverage", "all_terms", "rank_inverse", "dense_score",
@@ -41,6 +41,7 @@ class QuestionSignals:
     unknown_title: bool    # the question names a paper title the index does not hold
     named_paper: frozenset[str] = frozenset()  # terms of "the X paper" when the question says so
     rare_terms: frozenset[str] = frozenset()   # the question's two rarest content terms
+    unseen_share: float = 0.0  # share of its content terms no indexed abstract uses (off-corpus topics)
 
 
 _NAMED_PAPER = re.compile(r"\b(?:the|in|from)\s+((?:[\w\-']+\s+){0,4}?[\w\-']+)\s+(?:paper|report|article)\b",
@@ -73,6 +74,7 @@ def paper_rows(query: Query, evidence: list[PaperEvidence], signals: QuestionSig
             pe.anchors_missing / max(signals.anchors, 1), signals.anchors, signals.unseen_anchor,
             signals.unknown_title, number_missing, pe.paper_id in query.focus, pe.aspect_coverage,
             pe.aspect_number if query.answer_type is AnswerType.NUMBER else pe.aspect_coverage, mismatch,
+            pe.asked_found, signals.unseen_share,
         ])
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 
@@ -126,5 +128,17 @@ def answer_threshold() -> float:
     return float(load_model("answers", PAPER_FEATURES).threshold or 0.5)
 
 
+def gate_threshold() -> float:
+    """With an LLM: the lower bar below which the question is clearly off-corpus (no false abstention on dev)."""
+    model = load_model("answers", PAPER_FEATURES)
+    return float((model.info or {}).get("gate_threshold", (model.threshold or 0.5) / 2))
+
+
 def list_threshold() -> float:
     return float(load_model("on_topic", LIST_FEATURES).threshold or 0.5)
+
+
+def list_gate_threshold() -> float:
+    """With an LLM: the lower bar for a list's sources (high recall of true members on dev)."""
+    model = load_model("on_topic", LIST_FEATURES)
+    return float((model.info or {}).get("gate_threshold", (model.threshold or 0.5) / 2))

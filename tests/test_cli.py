@@ -37,7 +37,8 @@ def test_ask_json_and_text(small_assistant):
     assert {"question", "text", "abstained", "citations", "sources", "usage"} <= set(answer)
     assert set(answer["citations"][0]) >= {"paper_id", "title", "quote"}
     assert set(answer["sources"][0]) == {"paper_id", "title", "score"}
-    assert "4.5" in answer["citations"][0]["quote"]
+    assert "4.5x" in answer["text"] and answer["intent"] == "fact" and answer["abstain_reason"] is None
+    assert answer["citations"][0]["title"] == "A Multigrid Method for Efficiently Training Video Models"
     text = _run(small_assistant, "ask", "By how much does the multigrid schedule speed up SlowFast training?")
     assert "References" in text.output and "[1] A Multigrid Method" in text.output
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from rag.config import PROJECT_ROOT
+from rag.resources import checkout_root
 from rag.corpus import read_corpus
 from rag.errors import EvalFileError
 from rag.eval import (
@@ -10,7 +10,7 @@ from rag.eval import (
     percentile, recall_at, reciprocal_rank, run_eval, summarize,
 )
 
-QA = PROJECT_ROOT / "evals" / "qa.jsonl"
+QA = checkout_root() / "evals" / "qa.jsonl"
 
 
 def test_metric_functions_by_hand():
@@ -62,7 +62,7 @@ def test_bundled_eval_set_is_well_formed_and_its_titles_exist():
     assert all(i.reference_answer for i in items if i.answerable)
     assert all(len(i.expected_papers) == 2 for i in items if i.kind == "compare")
     assert all(i.history for i in items if i.kind == "followup")
-    papers = {p.title: p for p in read_corpus([PROJECT_ROOT / "data" / "corpus"]).papers}
+    papers = {p.title: p for p in read_corpus([checkout_root() / "data" / "corpus"]).papers}
     check_titles(items, set(papers))
     for item in items:  # every must_include fact is stated in an expected paper
         for fact in item.must_include:

@@ -38,17 +38,17 @@ if MISSING and not os.environ.get("CI"):
     pytest.skip(f"local LLM extra not installed ({MISSING})", allow_module_level=True)
 
 
-def _env(**extra) -> dict:
-    return {**os.environ, "RAG_LLM__CONTEXT_TOKENS": str(SERVER_CTX), **extra}
+def _env(context: int = SERVER_CTX, **extra) -> dict:
+    return {**os.environ, "RAG_LLM__CONTEXT_TOKENS": str(context), **extra}
 
 
 class ServerProcess:
     """`rag llm serve` in its own process, as a user would run it."""
 
-    def __init__(self):
+    def __init__(self, context: int = SERVER_CTX):
         self.port = free_port()
         self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "llm", "serve", "--model", MODEL,
-                                      "--port", str(self.port)], env=_env(), stdout=subprocess.DEVNULL,
+                                      "--port", str(self.port)], env=_env(context), stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
         self.url = f"http://127.0.0.1:{self.port}"
         try:
@@ -191,11 +191,15 @@ def test_slow_server_times_out_with_sources_kept(server, small_assistant):
     assert answer.citations and all("rokking" in c.title for c in answer.citations)
 
 
-def test_server_error_is_reported_with_sources_kept(server, small_assistant):
+def test_server_error_is_reported_with_sources_kept(small_assistant):
     # The client believes in a larger context than the server has: the real server refuses the prompt.
-    with _assistant(small_assistant, server.base_url, context_tokens=8192, evidence="abstracts",
-                    max_retries=0) as assistant:
-        answer = assistant.ask("Which papers study grokking?")
+    tiny = ServerProcess(context=512)
+    try:
+        with _assistant(small_assistant, tiny.base_url, context_tokens=8192, evidence="abstracts",
+                        max_retries=0) as assistant:
+            answer = assistant.ask("Which papers study grokking?")
+    finally:
+        tiny.stop()
     assert any("HTTP 400" in w for w in answer.warnings), answer.warnings
     assert answer.sources and answer.citations and "Grok" in answer.citations[0].title
 

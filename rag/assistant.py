@@ -67,6 +67,11 @@ class Assistant:
             self._chain = AnswerChain(self.retriever, self.embedder, self.settings, llm=self._llm_override)
         return self._chain
 
+    def warm(self) -> None:
+        """Open the index, models and chain now (a server does this before taking requests, so worker threads
+        never race to open them)."""
+        _ = self.chain, self.reader.read("warm up")
+
     def close(self) -> None:
         if self._index is not None:
             self._index.close()

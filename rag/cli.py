@@ -133,8 +133,7 @@ def search(ctx: click.Context, question: str, k: int | None, as_json: bool, **fi
     with Assistant(_settings(ctx), build_if_missing=False) as assistant:
         hits = assistant.search(question, k, filters=_filters(**filters))
         if as_json:
-            click.echo(json.dumps([{"paper_id": h.paper_id, "title": h.paper.title, "score": round(h.score, 6),
-                                    "snippet": h.snippet} for h in hits], ensure_ascii=False, indent=2))
+            click.echo(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
             return
         from rich.console import Console
 
@@ -260,6 +259,52 @@ def info(ctx: click.Context) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default serve.host: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default serve.port: 8000).")
+@click.option("--llm", default=None, help="OpenAI-compatible base URL to answer with, 'local' for the bundled llama.cpp model, or 'none' for the offline composer.")
+@click.option("--model", default=None, help="Model name for the LLM endpoint.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, llm: str | None, model: str | None) -> None:
+    """OpenAI-compatible HTTP API (/v1/chat/completions with citations, /v1/search, /v1/papers/ID, /health)."""
+    import ipaddress
+    import os
+
+    from .assistant import Assistant
+    from .errors import ConfigError
+    from .serve import run
+
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    settings = _settings(ctx, serve=overrides, **_llm_groups(llm, model))
+    cfg = settings.serve
+    api_key = None
+    if cfg.api_key_env:
+        api_key = os.environ.get(cfg.api_key_env)
+        if not api_key:
+            raise ConfigError(f"serve.api_key_env names {cfg.api_key_env}, which is not set; set it or clear "
+                              "serve.api_key_env to serve without a token")
+    try:
+        loopback = ipaddress.ip_address(cfg.host).is_loopback
+    except ValueError:
+        loopback = cfg.host == "localhost"
+    if not loopback and not api_key:
+        click.echo(f"warning: serving on {cfg.host} without a bearer token (set serve.api_key_env)", err=True)
+    assistant = Assistant(settings, build_if_missing=False)
+    assistant.warm()
+    click.echo(f"serving {cfg.model_name} at http://{cfg.host}:{cfg.port}/v1 "
+               f"({'bearer token required' if api_key else 'no token'})", err=True)
+    run(assistant, cfg, api_key)
+
+
+@cli.command("mcp")
+@click.pass_context
+def mcp_cmd(ctx: click.Context) -> None:
+    """MCP server on stdio with tools search_papers, ask and get_paper (for LLM desktop apps and agents)."""
+    from .mcp_server import run
+
+    run(_settings(ctx))
 
 
 @cli.group("llm")

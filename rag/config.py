@@ -119,6 +119,19 @@ class LLMSettings(_Group):
     local_threads: int = Field(2, ge=1, description="CPU threads for the local model.")
 
 
+class ServeSettings(_Group):
+    host: str = Field("127.0.0.1", description="Address `rag serve` binds; anything but loopback exposes the corpus to the network.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    api_key_env: str = Field("", description="Environment variable holding the bearer token every route but /health "
+                             "requires. Empty: no token. Named but unset: `rag serve` refuses to start.")
+    model_name: str = Field("rag-papers", description="The model id clients send to /v1/chat/completions.")
+    max_concurrency: int = Field(2, ge=1, le=64, description="Answers computed at once (one worker thread each); "
+                                 "further requests wait their turn.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted (413 beyond).")
+    max_messages: int = Field(40, ge=1, description="Most chat messages accepted in one request.")
+    max_question_chars: int = Field(4000, ge=16, description="Longest user message accepted (400 beyond).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
@@ -131,6 +144,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings, description="Hybrid retrieval.")
     answer: AnswerSettings = Field(default_factory=AnswerSettings, description="Answer composition and abstention.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="Optional OpenAI-compatible LLM.")
+    serve: ServeSettings = Field(default_factory=ServeSettings, description="`rag serve` HTTP API.")
 
     @classmethod
     def settings_customise_sources(

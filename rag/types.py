@@ -19,6 +19,11 @@ class Paper:
     categories: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict:
+        """A paper as the HTTP API and MCP server return it."""
+        return {"id": self.id, "title": self.title, "abstract": self.abstract, "url": self.url,
+                "authors": list(self.authors), "published": self.published, "categories": list(self.categories)}
+
     @property
     def content_hash(self) -> str:
         """What the embeddings depend on: a changed hash means the paper's chunks must be rebuilt."""
@@ -72,6 +77,11 @@ class Hit:
     @property
     def paper_id(self) -> str:
         return self.paper.id
+
+    def to_dict(self) -> dict:
+        """The `rag search --json` row; the HTTP API returns the same."""
+        return {"paper_id": self.paper_id, "title": self.paper.title, "score": round(self.score, 6),
+                "snippet": self.snippet}
 
 
 @dataclass(frozen=True)

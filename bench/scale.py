@@ -41,11 +41,11 @@ def start_chroma(path: Path, port: int) -> subprocess.Popen:
 
 def bm25_memory(index_dir: Path) -> dict:
     """BM25 index memory, in a fresh process: RSS growth on load, and the bytes of its score arrays."""
-    code = ("import json, sys; sys.path.insert(0, %r); from common import rss_mb; import rag, bm25s, numpy; "
+    code = ("import json, sys; sys.path.insert(0, %r); from common import rss_mb; import rag, numpy; "
             "from rag.index.lexical import BM25Index; from pathlib import Path; before = rss_mb(); "
-            "b = BM25Index(Path(%r)); arrays = sum(getattr(v, 'nbytes', 0) for v in b.retriever.scores.values()); "
-            "print(json.dumps({'bm25_rss_mb': rss_mb() - before, 'bm25_arrays_mb': arrays / 1e6, "
-            "'bm25_vocab': len(b.retriever.vocab_dict)}))") % (str(Path(__file__).parent), str(index_dir / "bm25"))
+            "b = BM25Index(Path(%r)); "
+            "print(json.dumps({'bm25_rss_mb': rss_mb() - before, 'bm25_arrays_mb': b.nbytes / 1e6, "
+            "'bm25_vocab': len(b.vocab)}))") % (str(Path(__file__).parent), str(index_dir / "bm25"))
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -60,3 +60,31 @@ def test_abbreviation_definitions_are_found():
     assert ("gnn", "graph neural networks") in found
     assert ("vit", "vision transformers") in found
     assert not any(short == "abc" for short, _ in found)
+
+
+def test_bm25_search_equals_bm25s_retrieval(small_assistant, papers_by_title):
+    """Questions read bm25s's score matrix with numpy (no bm25s/scipy import); results must be bm25s's own."""
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
+
+    from rag.index.lexical import BM25Index
+    from rag.text import STOPWORDS, terms
+
+    assert STOPWORDS == frozenset(STOPWORDS_EN)
+    directory = small_assistant.settings.index.dir / "bm25"
+    ours = BM25Index(directory)
+    reference = bm25s.BM25.load(str(directory), show_progress=False)
+    queries = [p.title for p in list(papers_by_title.values())[:40]] + [
+        "grokking grokking slow gradients", "label noise robust training", "What is DEUP?", "zzzz unknown words"]
+    for query in queries:
+        got = ours.search(query, 5)
+        tokens = [t for t in terms(query) if t in reference.vocab_dict]
+        if not tokens:
+            assert got == []
+            continue
+        docs, scores = reference.retrieve([tokens], k=5, show_progress=False, n_threads=1)
+        expected = {(ours.ids[int(d)], round(float(s), 4)) for d, s in zip(docs[0], scores[0]) if s > 0}
+        assert {(pid, round(s, 4)) for pid, s in got} == expected, query
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+    allowed = set(ours.ids[:3])
+    assert {pid for pid, _ in ours.search("learning", 10, allowed)} <= allowed

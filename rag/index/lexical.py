@@ -52,25 +52,54 @@ def build_bm25(directory: Path, papers: Iterable[Paper]) -> None:
 
 
 class BM25Index:
+    """Searches the score matrix bm25s wrote (each term's precomputed per-paper BM25 scores, stored as CSC arrays).
+
+    bm25s builds the index; a query only sums its terms' columns and takes the top k, which numpy does directly,
+    so answering never imports bm25s and scipy (~0.35 s of a cold start). tests/test_retrieval.py checks that
+    the results equal bm25s's own retrieval.
+    """
+
     def __init__(self, directory: Path):
-        import bm25s
+        import numpy as np
 
         self.ids: list[str] = json.loads((directory / "paper_ids.json").read_text())
-        self.retriever = bm25s.BM25.load(str(directory), mmap=False, show_progress=False) if self.ids else None
+        self.vocab: dict[str, int] = {}
+        if self.ids:
+            params = json.loads((directory / "params.index.json").read_text())
+            if params.get("method") != "lucene":
+                raise ValueError(f"{directory}: BM25 method {params.get('method')!r}, expected 'lucene'")
+            self.vocab = json.loads((directory / "vocab.index.json").read_text())
+            self.data = np.load(directory / "data.csc.index.npy")
+            self.indices = np.load(directory / "indices.csc.index.npy")
+            self.indptr = np.load(directory / "indptr.csc.index.npy")
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.data, self.indices, self.indptr)) if self.ids else 0
+
+    def scores(self, tokens: list[str]):
+        """Every paper's BM25 score for these (already tokenized) query terms; a repeated term counts again."""
+        import numpy as np
+
+        total = np.zeros(len(self.ids), dtype=np.float32)
+        for t in tokens:
+            column = self.vocab.get(t)
+            if column is not None:
+                start, end = self.indptr[column], self.indptr[column + 1]
+                total[self.indices[start:end]] += self.data[start:end]  # a paper appears once per column
+        return total
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """(paper id, BM25 score) of the best k papers with a positive score, among `allowed` ids if given."""
-        if self.retriever is None:
-            return []
-        vocab = self.retriever.vocab_dict
-        tokens = [t for t in terms(query) if t in vocab]
+        import numpy as np
+
+        tokens = [t for t in terms(query) if t in self.vocab]
         if not tokens:
             return []
-        mask = None
+        scores = self.scores(tokens)
         if allowed is not None:
-            import numpy as np
-
-            mask = np.array([pid in allowed for pid in self.ids], dtype=np.float32)
-        docs, scores = self.retriever.retrieve([tokens], k=min(k, len(self.ids)), show_progress=False, n_threads=1,
-                                               weight_mask=mask)
-        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+            scores *= np.array([pid in allowed for pid in self.ids], dtype=np.float32)
+        k = min(k, len(self.ids))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.lexsort((top, -scores[top]))]  # by score, ties by position: the same order every run
+        return [(self.ids[int(d)], float(scores[d])) for d in top if scores[d] > 0]

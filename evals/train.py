@@ -182,11 +182,12 @@ def _vector(assistant, query):
 # ---- 3. does a paper answer -----------------------------------------------------------------------------------------
 def train_answers(assistant, dev) -> None:
     from rag.learned import load_model
-    from rag.support import PAPER_FEATURES, paper_rows
-    from rag.types import Intent
+    from rag.support import PAPER_FEATURES, paper_rows, states_quantity
+    from rag.types import AnswerType, Intent
 
     chain = assistant.chain
-    xs, ys, groups, answerable = [], [], [], {}
+    shown = assistant.settings.answer.max_sentences
+    xs, ys, groups, answerable, passes = [], [], [], {}, []
     for n, item in enumerate(i for i in dev if i.kind in ANSWER_KINDS | NOT_ANSWERABLE):
         query = assistant.chat(history=list(item.history)).resolve(item.question)
         if query.intent in (Intent.LIST, Intent.METADATA):
@@ -199,9 +200,12 @@ def train_answers(assistant, dev) -> None:
         xs.append(paper_rows(query, evidence, signals))
         ys += [pe.hit.paper.title in expected for pe in evidence]
         groups += [n] * len(evidence)
-    x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
+        # the chain's number guard: a number question is never answered from sentences without a number
+        guarded = query.answer_type is AnswerType.NUMBER and query.intent is not Intent.COMPARE
+        passes += [not guarded or states_quantity(pe, shown) for pe in evidence]
+    x, y, groups, passes = np.vstack(xs), np.array(ys), np.array(groups), np.array(passes)
     oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=0.5)
-    best = {g: oof[groups == g].max() for g in np.unique(groups)}
+    best = {g: oof[(groups == g) & passes].max(initial=0.0) for g in np.unique(groups)}
     threshold = choose_abstention_threshold(best, answerable)
     gate = choose_gate_threshold(best, answerable)
     model = fit(x, np.where(y, "yes", "no"), "answers", PAPER_FEATURES, ("no", "yes"), c=0.5, threshold=threshold,

@@ -43,12 +43,16 @@ def cues(question: str) -> set[str]:
     if tokens:
         present.add(f"first:{tokens[0]}")
         present.add(f"first2:{' '.join(tokens[:2])}")
-    named = len({n.casefold() for n in name_tokens(question)}) + len(_QUOTED.findall(question))
+    named = len({n.casefold() for n in name_tokens(question)}) + len(_QUOTED.findall(question)) + \
+        len(_TITLED.findall(question[1:]))
     present.add(f"names:{min(named, 2)}{'+' if named >= 2 else ''}")
     return present
 
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{8,})[\"“”]")
+# A title written out in Title Case ("Memorizing Transformers", "Attention Is All You Need"): two capitalised words
+# in a row, not counting the question's first word. A question that names its paper is not a follow-up.
+_TITLED = re.compile(r"\b[A-Z][a-z][\w\-']*(?:\s+(?:(?:of|for|in|and|is|are|all|you|with|to|the|a|an)\s+)*[A-Z][\w\-']+)+")
 
 
 def cue_features(question: str, vocabulary: tuple[str, ...]) -> np.ndarray:

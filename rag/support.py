@@ -124,6 +124,15 @@ def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[
     return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
 
 
+_QUANTITY = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*")  # a number standing alone (4.5x, 30%, 128 GPUs), not GPT-4
+
+
+def states_quantity(pe: PaperEvidence, shown: int) -> bool:
+    """Whether the sentences an answer from this paper would show hold a number standing alone. A question that
+    asks for a number ("how many", "what accuracy") is not answered by sentences without one, however on topic."""
+    return any(_QUANTITY.search(e.text) for e in pe.sentences[:shown])
+
+
 def answer_threshold() -> float:
     return float(load_model("answers", PAPER_FEATURES).threshold or 0.5)
 

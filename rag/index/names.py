@@ -138,10 +138,23 @@ class NameIndex:
                 hits.append(pid)
         candidates = {w.casefold() for w in _WORD.findall(question)}
         candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
-        for pid in self.papers_named(sorted(candidates)):
+        for pid in self.papers_named(sorted(candidates)) + self.papers_defining(question):
             if pid not in hits:
                 hits.append(pid)
         return hits
+
+    def papers_defining(self, question: str) -> list[str]:
+        """Papers whose abstract defines an abbreviation the question uses as one ("What is GOAT?" → the paper
+        that writes "Generalizable Offline goAl-condiTioned RL (GOAT)"). Only tokens written with two or more
+        capitals count, so the plain word "find" never names the FIND paper; an abbreviation defined by more
+        than MAX_PAPERS_PER_NAME abstracts (RL, LLM) names none."""
+        shorts = sorted({fold(singular(w)) for w in _WORD.findall(question) if sum(c.isupper() for c in w) >= 2})
+        by_short: dict[str, list[str]] = {}
+        for short, pid in self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
+                                       "ORDER BY short, paper_id", shorts):
+            by_short.setdefault(short, []).append(pid)
+        return [pid for short in sorted(by_short) if len(by_short[short]) <= MAX_PAPERS_PER_NAME
+                for pid in by_short[short]]
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""

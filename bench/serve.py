@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,7 @@ import openai
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import QA, ROOT, cpu_count, pct, rss_mb  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from rag.local_llm import free_port  # noqa: E402
 
 
 def _start(index_dir: Path, port: int) -> subprocess.Popen:
@@ -77,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in QA.read_text().splitlines()
                  if line.strip() and not json.loads(line).get("history")]
-    port = _free_port()
+    port = free_port("127.0.0.1")
     proc = _start(args.index_dir, port)
     base = f"http://127.0.0.1:{port}/v1"
     try:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from rag.local_llm import free_port
 from rag.prompts import REFUSAL
 
 from conftest import words
@@ -20,15 +20,9 @@ MULTIGRID = "A Multigrid Method for Efficiently Training Video Models"
 QUESTION = "By how much does the multigrid schedule speed up SlowFast training?"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Served:
     def __init__(self, index_dir, env_extra: dict | None = None):
-        self.port = _free_port()
+        self.port = free_port("127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "RAG_SERVE__MAX_BODY_BYTES": "8192", **(env_extra or {})}
         self.proc = subprocess.Popen(
@@ -198,5 +192,5 @@ def test_serve_refuses_to_start_when_its_token_variable_is_unset(small_assistant
     env = {k: v for k, v in os.environ.items() if k != "RAG_TEST_TOKEN"}
     env["RAG_SERVE__API_KEY_ENV"] = "RAG_TEST_TOKEN"
     result = subprocess.run([sys.executable, "-m", "rag.cli", "--index-dir", str(small_assistant.settings.index.dir),
-                             "serve", "--port", str(_free_port())], env=env, capture_output=True, text=True, timeout=60)
+                             "serve", "--port", str(free_port("127.0.0.1"))], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "RAG_TEST_TOKEN" in result.stderr and "not set" in result.stderr

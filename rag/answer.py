@@ -70,7 +70,9 @@ class AnswerChain:
         elif query.intent is Intent.LIST:
             chosen = self._list_members(evidence, signals)
         else:
-            chosen = self._answering(query, evidence, signals)
+            chosen, top = self._answering(query, evidence, signals)
+            if top is not None:
+                base.update(confidence=top.probability, candidate=top.evidence.paper_id)
         if self.llm is not None:
             sources = self._llm_sources(query, evidence, signals, chosen)
             if sources:
@@ -122,21 +124,24 @@ class AnswerChain:
         return " ".join(completion.text.split())[:1000]
 
     # ---- which papers answer --------------------------------------------------------------------
-    def _answering(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
-        """The paper that answers (two for a comparison), or [] when none clears the threshold."""
+    def _answering(self, query: Query, evidence: list[PaperEvidence],
+                   signals: QuestionSignals) -> tuple[list[Judged], Judged | None]:
+        """The paper that answers (two for a comparison), or [] when none clears the threshold; and the best
+        candidate whatever the threshold (its probability is the answer's confidence)."""
         judged = judge_answers(query, evidence, signals)
         if query.answer_type is AnswerType.NUMBER and query.intent is not Intent.COMPARE:
             judged = [j for j in judged if states_quantity(j.evidence, self.settings.answer.max_sentences)]
         threshold = answer_threshold()
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
-            return held[:1]  # a follow-up is about the conversation's paper while that paper bears on it
-        if not judged or judged[0].probability < threshold:
-            return []
+            return held[:1], held[0]  # a follow-up is about the conversation's paper while that paper bears on it
+        top = judged[0] if judged else None
+        if top is None or top.probability < threshold:
+            return [], top
         if query.intent is not Intent.COMPARE:
-            return judged[:1]
+            return judged[:1], top
         other = second_paper(query, judged, self.store)
-        return [judged[0]] + ([other] if other else [])
+        return [judged[0]] + ([other] if other else []), top
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         cut = list_threshold()

@@ -168,6 +168,29 @@ class RowResult:
     verification: Verification | None = None
     intent: str = ""
     standalone: str = ""
+    confidence: float | None = None   # the answers model's P for its best candidate paper
+    candidate_correct: bool = False   # that candidate is one of the expected papers
+
+
+RELIABILITY_BINS = 10
+
+
+def reliability(rows: list[RowResult]) -> dict | None:
+    """How well the answer confidence is calibrated: per confidence bin, the share of questions whose candidate
+    paper is an expected one (unanswerable questions count as wrong), and the expected calibration error."""
+    scored = [r for r in rows if r.confidence is not None]
+    if not scored:
+        return None
+    bins = []
+    for b in range(RELIABILITY_BINS):
+        lo, hi = b / RELIABILITY_BINS, (b + 1) / RELIABILITY_BINS
+        inside = [r for r in scored if lo <= r.confidence < hi or (b == RELIABILITY_BINS - 1 and r.confidence == 1.0)]
+        if inside:
+            bins.append({"low": lo, "high": hi, "n": len(inside),
+                         "mean_confidence": round(statistics.fmean(r.confidence for r in inside), 4),
+                         "observed": round(statistics.fmean(r.candidate_correct for r in inside), 4)})
+    ece = sum(b["n"] * abs(b["mean_confidence"] - b["observed"]) for b in bins) / len(scored)
+    return {"n": len(scored), "ece": round(ece, 4), "bins": bins}
 
 
 def verification_summary(rows: list[RowResult]) -> dict | None:
@@ -256,7 +279,9 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
                         cited=[c.title for c in answer.citations], retrieved=retrieved, latency=latency,
                         prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,
                         verification=answer.verification, intent=answer.intent.value if answer.intent else "",
-                        standalone=answer.standalone_question)
+                        standalone=answer.standalone_question, confidence=answer.confidence,
+                        candidate_correct=any(h.paper_id == answer.candidate and h.paper.title in item.expected_papers
+                                              for h in answer.sources))
         row.failed = failed_checks(row)
         rows.append(row)
         if progress:
@@ -267,6 +292,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         "overall": summarize(rows),
         "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
         "verification": verification_summary(rows),
+        "reliability": reliability(rows),
         "rows": [
             {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
              "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
@@ -274,7 +300,9 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
              "intent": r.intent, "standalone_question": r.standalone,
              "abstain_reason": r.verification.abstain_reason.value
              if r.verification and r.verification.abstain_reason else None,
-             "raw_llm_answer": r.verification.raw_text if r.verification else ""}
+             "raw_llm_answer": r.verification.raw_text if r.verification else "",
+             "confidence": round(r.confidence, 4) if r.confidence is not None else None,
+             "candidate_correct": r.candidate_correct}
             for r in rows
         ],
     }
@@ -314,7 +342,10 @@ def plot_report(report: dict, path: Path) -> None:
     shown = ["recall@5", "mrr", "citation_precision", "citation_recall", "fact_hit", "abstention_rate",
              "false_abstention_rate"]
     slices = [("overall", report["overall"])] + list(report["by_kind"].items())
-    fig, ax = plt.subplots(figsize=(12, 5))
+    curve = report.get("reliability")
+    fig, axes = plt.subplots(1, 2 if curve else 1, figsize=(17 if curve else 12, 5),
+                             gridspec_kw={"width_ratios": [3, 1.3]} if curve else None, squeeze=False)
+    ax = axes[0][0]
     width = 0.8 / len(shown)
     for i, metric in enumerate(shown):
         values = [m.get(metric) for _, m in slices]
@@ -329,7 +360,28 @@ def plot_report(report: dict, path: Path) -> None:
     ax.set_ylabel("score (missing bar: metric does not apply)")
     ax.set_title(f"Eval by kind — {report['backend']}")
     ax.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    if curve:
+        _plot_reliability(axes[0][1], curve)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _plot_reliability(ax, curve: dict) -> None:
+    """Reliability diagram of the answer confidence, with the abstention threshold the chain uses."""
+    from .support import answer_threshold
+
+    bins = curve["bins"]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    ax.plot([b["mean_confidence"] for b in bins], [b["observed"] for b in bins], marker="o", label="observed")
+    for b in bins:
+        ax.annotate(str(b["n"]), (b["mean_confidence"], b["observed"]), textcoords="offset points", xytext=(4, -10),
+                    fontsize=7)
+    ax.axvline(answer_threshold(), color="red", linestyle="--", label="answer threshold")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("confidence: P(candidate paper states the answer)")
+    ax.set_ylabel("share whose candidate is an expected paper")
+    ax.set_title(f"Reliability (n={curve['n']}, ECE {curve['ece']:.3f})")
+    ax.legend(fontsize=7, loc="upper left")

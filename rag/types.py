@@ -225,6 +225,8 @@ class Answer:
     verification: Verification = field(default_factory=Verification)
     warnings: tuple[str, ...] = ()
     intent: Intent | None = None
+    confidence: float | None = None  # P(the candidate paper states the answer), from the answers model
+    candidate: str = ""              # that paper's id: cited when confidence clears the threshold
 
     def to_dict(self) -> dict:
         """The `rag ask --json` shape; scripts depend on these keys."""
@@ -248,6 +250,8 @@ class Answer:
             },
             "standalone_question": self.standalone_question,
             "intent": self.intent.value if self.intent else None,
+            "confidence": round(self.confidence, 4) if self.confidence is not None else None,
+            "candidate": self.candidate or None,
             "abstain_reason": self.verification.abstain_reason.value if self.verification.abstain_reason else None,
             "verification": {
                 "dropped_citations": self.verification.dropped_citations,

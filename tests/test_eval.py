@@ -127,3 +127,28 @@ def test_run_eval_on_small_index(tmp_path, small_assistant):
     assert set(rows["f"]) >= {"id", "kind", "question", "answer", "abstained", "cited_titles", "retrieved_titles", "failed"}
     table = markdown_report(report)
     assert "| **overall** | 3 |" in table and "| unanswerable | 1 |" in table
+
+
+def test_reliability_bins_by_hand_and_plot(tmp_path, small_assistant):
+    from rag.eval import EvalItem, RowResult, plot_report, reliability
+
+    item = EvalItem(id="x", question="q", expected_papers=(), must_include=(), answerable=False, kind="fact")
+    rows = [RowResult(item=item, answer_text="", abstained=False, cited=[], retrieved=[], latency=0.0,
+                      confidence=c, candidate_correct=ok)
+            for c, ok in ((0.05, False), (0.08, False), (0.92, True), (0.95, True), (0.97, False), (1.0, True))]
+    curve = reliability(rows)
+    assert curve["n"] == 6 and [b["n"] for b in curve["bins"]] == [2, 4]  # 1.0 falls in the top bin
+    assert curve["bins"][0]["observed"] == 0.0 and curve["bins"][1]["observed"] == 0.75
+    # ECE: (2*|0.065-0| + 4*|0.96-0.75|) / 6
+    assert abs(curve["ece"] - (2 * 0.065 + 4 * 0.21) / 6) < 1e-3
+    # A real run: answers carry the candidate and its confidence; the plot draws both panels
+    path = tmp_path / "e.jsonl"
+    path.write_text(json.dumps({"id": "f", "question": "By how much does the multigrid schedule speed up SlowFast "
+                                "training?", "expected_papers": ["A Multigrid Method for Efficiently Training Video Models"],
+                                "must_include": ["4.5"], "answerable": True, "kind": "fact"}) + "\n")
+    report = run_eval(small_assistant, load_eval_file(path))
+    row = report["rows"][0]
+    assert row["candidate_correct"] is True and row["confidence"] > 0.5
+    assert report["reliability"]["n"] == 1
+    plot_report(report, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 10_000

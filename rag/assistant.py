@@ -71,6 +71,7 @@ class Assistant:
         """Open the index, models and chain now (a server does this before taking requests, so worker threads
         never race to open them)."""
         _ = self.chain, self.reader.read("warm up")
+        self.search("warm up", 1)  # BM25 arrays and the vector reader open on first search
 
     def close(self) -> None:
         if self._index is not None:

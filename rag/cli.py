@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -52,10 +51,11 @@ def _filter_options(command):
 def _filters(since: str | None, until: str | None, category: str | None, author: str | None):
     from .types import Filters
 
-    for name, value in (("--since", since), ("--until", until)):
-        if value and not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", value):
-            raise click.BadParameter(f"{value!r} is not a date like 2023, 2023-06 or 2023-06-30", param_hint=name)
-    return Filters(since=since, until=until, category=category, author=author)
+    filters = Filters(since=since, until=until, category=category, author=author)
+    problems = filters.problems()
+    if problems:
+        raise click.BadParameter("; ".join(problems), param_hint="--since/--until")
+    return filters
 
 
 def _llm_groups(llm: str | None, model: str | None) -> dict:

@@ -7,9 +7,11 @@ still sees the markers and one that reads JSON gets the quotes. One `Assistant` 
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -78,13 +80,9 @@ class Server:
                 response = await handler(request)
             except ApiError as exc:
                 response = exc.response()
-            except NoMatchingPapersError as exc:
-                response = ApiError(404, str(exc), code="no_matching_papers").response()
-            except RagError as exc:
-                response = ApiError(500, str(exc), type="server_error").response()
-            except Exception:  # a bug must not take the server down, nor leak a traceback to the client
-                log.exception("unhandled error on %s %s", request.method, request.url.path)
-                response = ApiError(500, "internal error (see the server log)", type="server_error").response()
+            except Exception as exc:  # a failure must not take the server down, nor leak details to the client
+                status = _status_of(exc)
+                response = JSONResponse(_error_body(exc, status), status)
             if not isinstance(response, StreamingResponse):
                 _log_request(request, response.status_code, started)
             return response
@@ -112,8 +110,8 @@ class Server:
                 raise ApiError(413, f"request body exceeds {limit} bytes", code="body_too_large")
         try:
             data = json.loads(body or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, f"request body is not valid JSON ({exc})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ApiError(400, f"request body is not valid JSON ({type(exc).__name__}: {exc})") from None
         if not isinstance(data, dict):
             raise ApiError(400, "request body must be a JSON object")
         return data
@@ -180,12 +178,14 @@ class Server:
                            param="messages")
         turns = []
         for i, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("role") not in ("system", "developer", "user", "assistant"):
-                raise ApiError(400, f"messages[{i}] must be an object with role system, user or assistant",
+            if not isinstance(message, dict) or message.get("role") not in ("system", "developer", "user", "assistant",
+                                                                             "tool"):
+                raise ApiError(400, f"messages[{i}] must be an object with role system, user, assistant or tool",
                                param=f"messages[{i}]")
-            text = _text(message.get("content"), i)
-            if message["role"] in ("user", "assistant"):
-                turns.append({"role": message["role"], "content": text})
+            if message["role"] in ("system", "developer", "tool") or \
+                    (message["role"] == "assistant" and message.get("content") is None):
+                continue  # instructions and tool traffic: the server's own prompts decide how it answers
+            turns.append({"role": message["role"], "content": _text(message.get("content"), i)})
         if not turns or turns[-1]["role"] != "user" or not turns[-1]["content"].strip():
             raise ApiError(400, "the last message must be a non-empty user message", param="messages")
         self._check_length(turns[-1]["content"], "messages")
@@ -199,10 +199,15 @@ class Server:
     async def _stream(self, request: Request, completion_id: str, history: list[dict], question: str,
                       filters: Filters) -> AsyncIterator[str]:
         """SSE chunks: the role, the text as the chain emits it, then a final chunk with finish_reason, usage,
-        citations and sources, then [DONE]. An error after the stream began is sent as an `error` event."""
+        citations and sources, then [DONE]. An error after the stream began is sent as an `error` event.
+
+        The answer runs as its own task (no task group spans a `yield`), feeding a queue from its worker thread;
+        when the client goes away, the next emitted text stops the chain."""
         started = time.perf_counter()
         created = int(time.time())
-        send, receive = anyio.create_memory_object_stream[str](max_buffer_size=1024)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        gone = threading.Event()
         streamed: list[str] = []
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -212,46 +217,60 @@ class Server:
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra},
                 ensure_ascii=False) + "\n\n"
 
-        def on_token(text: str) -> None:  # on the worker thread; waits while the client is slower than the chain
-            anyio.from_thread.run(send.send, text)
+        def on_token(text: str) -> None:  # on the worker thread
+            if gone.is_set():
+                raise ClientGone("the client closed the stream")
+            loop.call_soon_threadsafe(queue.put_nowait, text)
 
         def ask() -> Answer:
-            return self.assistant.chat(history=history, filters=filters).ask(question, on_token=on_token)
+            try:
+                return self.assistant.chat(history=history, filters=filters).ask(question, on_token=on_token)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
 
+        work = asyncio.ensure_future(self._run(ask))
         status = 200
-        yield chunk({"role": "assistant", "content": ""})
-        async with anyio.create_task_group() as group:
-            result: dict[str, Any] = {}
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            while (text := await queue.get()) is not None:
+                streamed.append(text)
+                yield chunk({"content": text})
+            try:
+                answer: Answer = await work
+            except Exception as exc:  # reported in-stream: the 200 status line is already sent
+                status = _status_of(exc)
+                yield "data: " + json.dumps(_error_body(exc, status)) + "\n\n"
+            else:
+                sent = "".join(streamed)
+                if answer.text != sent:
+                    # the chain emitted more than its final text (an LLM stream that failed part-way, then the
+                    # extractive answer): text-only clients get the final answer after a break; `rag.text` is it
+                    yield chunk({"content": answer.text[len(sent):] if answer.text.startswith(sent)
+                                 else "\n\n" + answer.text})
+                yield chunk({}, "stop", usage=_usage(answer), **_structured(answer))
+            yield "data: [DONE]\n\n"
+        finally:
+            gone.set()
+            _log_request(request, status if work.done() else 499, started)
 
-            async def work() -> None:
-                try:
-                    result["answer"] = await self._run(ask)
-                except Exception as exc:  # reported in-stream below
-                    result["error"] = exc
-                finally:
-                    await send.aclose()
 
-            group.start_soon(work)
-            async with receive:
-                async for text in receive:
-                    streamed.append(text)
-                    yield chunk({"content": text})
-        if "error" in result:
-            exc = result["error"]
-            status = 404 if isinstance(exc, NoMatchingPapersError) else 500
-            if not isinstance(exc, RagError):
-                log.error("unhandled error while streaming", exc_info=exc)
-            message = str(exc) if isinstance(exc, RagError) else "internal error (see the server log)"
-            yield "data: " + json.dumps({"error": {"message": message, "type": "server_error" if status == 500
-                                                   else "invalid_request_error", "param": None, "code": None}}) + "\n\n"
-        else:
-            answer: Answer = result["answer"]
-            sent = "".join(streamed)
-            if answer.text != sent and answer.text.startswith(sent):
-                yield chunk({"content": answer.text[len(sent):]})
-            yield chunk({}, "stop", usage=_usage(answer), **_structured(answer))
-        yield "data: [DONE]\n\n"
-        _log_request(request, status, started)
+class ClientGone(Exception):
+    """Raised on the worker thread to stop an answer nobody will read."""
+
+
+def _status_of(exc: Exception) -> int:
+    return 404 if isinstance(exc, NoMatchingPapersError) else 500
+
+
+def _error_body(exc: Exception, status: int) -> dict:
+    """The OpenAI error object for a failed answer. Details of server-side failures (paths, endpoints) go to the
+    server log, not to the client."""
+    if status == 404:
+        return {"error": {"message": str(exc), "type": "invalid_request_error", "param": "filters",
+                          "code": "no_matching_papers"}}
+    log.error("answer failed: %s", exc, exc_info=not isinstance(exc, RagError))
+    return {"error": {"message": "the answer failed on the server (see its log)", "type": "server_error",
+                      "param": None, "code": None}}
 
 
 def _text(content: Any, i: int) -> str:
@@ -271,7 +290,11 @@ def _filters(body: dict) -> Filters:
             not all(isinstance(v, str) or v is None for v in raw.values()):
         raise ApiError(400, "'filters' must be an object with string fields since, until, category, author",
                        param="filters")
-    return Filters(**raw)
+    filters = Filters(**raw)
+    problems = filters.problems()
+    if problems:
+        raise ApiError(400, "; ".join(problems), param="filters")
+    return filters
 
 
 def _usage(answer: Answer) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -125,6 +126,9 @@ class MetadataField(str, Enum):
     OTHER = "other"  # venue, affiliation, citations...: never in an index
 
 
+_ISO_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
 @dataclass(frozen=True)
 class Filters:
     """Restrictions on which papers may answer, from the papers' metadata (when the records carried it).
@@ -137,6 +141,12 @@ class Filters:
 
     def __bool__(self) -> bool:
         return any((self.since, self.until, self.category, self.author))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these filters as given (a date that is not an ISO prefix), for a clear error."""
+        return [f"{name} {value!r} is not a date like 2023, 2023-06 or 2023-06-30"
+                for name, value in (("since", self.since), ("until", self.until))
+                if value and not _ISO_PREFIX.fullmatch(value)]
 
     def describe(self) -> str:
         parts = [f"{name} {value!r}" for name, value in (("since", self.since), ("until", self.until),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+from llm_server import FakeOpenAIServer, Reply
 
 from rag.local_llm import free_port
 from rag.prompts import REFUSAL
@@ -21,12 +23,12 @@ QUESTION = "By how much does the multigrid schedule speed up SlowFast training?"
 
 
 class Served:
-    def __init__(self, index_dir, env_extra: dict | None = None):
+    def __init__(self, index_dir, env_extra: dict | None = None, args: tuple[str, ...] = ()):
         self.port = free_port("127.0.0.1")
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "RAG_SERVE__MAX_BODY_BYTES": "8192", **(env_extra or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli", "--index-dir", str(index_dir), "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "rag.cli", "--index-dir", str(index_dir), "serve", "--port", str(self.port), *args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -132,11 +134,30 @@ def test_bad_requests_are_openai_errors_and_the_server_keeps_serving(served):
     garbled = httpx.post(f"{served.base}/v1/chat/completions", content=b"{not json",
                          headers={"Content-Type": "application/json"})
     assert garbled.status_code == 400 and "not valid JSON" in garbled.json()["error"]["message"]
+    chunked = httpx.post(f"{served.base}/v1/chat/completions", content=(b"{" + b" " * 1000 + b"}" for _ in range(10)),
+                         headers={"Content-Type": "application/json"})  # no Content-Length: counted while read
+    assert chunked.status_code == 413
+    nested = httpx.post(f"{served.base}/v1/chat/completions", content=b"[" * 3000 + b"]" * 3000)
+    assert nested.status_code == 400 and nested.json()["error"]["type"] == "invalid_request_error"
+    bad_date = httpx.post(f"{served.base}/v1/search", json={"query": "DEUP", "filters": {"since": "last year"}})
+    assert bad_date.status_code == 400 and "not a date like 2023" in bad_date.json()["error"]["message"]
+    nothing = httpx.post(f"{served.base}/v1/search", json={"query": "DEUP", "filters": {"since": "2031"}})
+    assert nothing.status_code == 404 and nothing.json()["error"]["code"] == "no_matching_papers"
     unknown = httpx.get(f"{served.base}/v1/nothing-here")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
     assert httpx.get(f"{served.base}/health").json() == {"status": "ok"}
     again = client.chat.completions.create(model="rag-papers", messages=[{"role": "user", "content": QUESTION}])
     assert "4.5x" in again.choices[0].message.content
+
+
+def test_tool_traffic_in_the_history_is_skipped(served):
+    messages = [{"role": "user", "content": "look something up"},
+                {"role": "assistant", "content": None, "tool_calls": [{"id": "t1", "type": "function",
+                                                                       "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "t1", "content": "tool output"},
+                {"role": "user", "content": QUESTION}]
+    reply = served.client().chat.completions.create(model="rag-papers", messages=messages)
+    assert "4.5x" in reply.choices[0].message.content
 
 
 def test_search_papers_and_models_routes(served, papers_by_title):
@@ -194,3 +215,38 @@ def test_serve_refuses_to_start_when_its_token_variable_is_unset(small_assistant
     result = subprocess.run([sys.executable, "-m", "rag.cli", "--index-dir", str(small_assistant.settings.index.dir),
                              "serve", "--port", str(free_port("127.0.0.1"))], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "RAG_TEST_TOKEN" in result.stderr and "not set" in result.stderr
+
+
+def _scripted_answer(body):
+    """A capable model's answer: two sentences from the multigrid abstract, cited to the number the prompt gave it."""
+    prompt = body["messages"][-1]["content"]
+    found = re.search(r"^\[(\d+)\] A Multigrid Method", prompt, re.MULTILINE)
+    n = found.group(1) if found else "1"
+    return Reply(f"The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [{n}]. It also improves "
+                 f"accuracy by 0.8% absolute on Kinetics-400 [{n}].", chunk=6)
+
+
+def test_llm_answers_stream_verified_sentences_and_end_with_citations(small_assistant, papers_by_title):
+    with FakeOpenAIServer() as llm:
+        llm.default = _scripted_answer
+        server = Served(small_assistant.settings.index.dir, args=("--llm", llm.url, "--model", "test-model"))
+        try:
+            client = server.client()
+            chunks = list(client.chat.completions.create(model="rag-papers", stream=True,
+                                                         messages=[{"role": "user", "content": QUESTION}]))
+            pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+            final = chunks[-1].model_extra
+            assert len(pieces) >= 2  # verified sentences arrive one by one, before the final chunk
+            assert "".join(pieces) == final["rag"]["text"] and "4.5x" in final["rag"]["text"]
+            assert final["rag"]["backend"] != "extractive" and final["citations"][0]["title"] == MULTIGRID
+            _assert_quotes_verbatim(final["citations"], papers_by_title)
+            # the model's stream breaks off after its first half: what was sent stays, and the final answer follows
+            llm.replies.append(lambda body: Reply(_scripted_answer(body).text, chunk=6, truncate=True))
+            chunks = list(client.chat.completions.create(model="rag-papers", stream=True,
+                                                         messages=[{"role": "user", "content": QUESTION}]))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            final = chunks[-1].model_extra
+            assert text.endswith(final["rag"]["text"]) and final["citations"]
+            assert final["rag"]["warnings"]  # the failed model call is said, not hidden
+        finally:
+            server.stop()

@@ -207,6 +207,7 @@ class AbstainReason(str, Enum):
     MISSING_NAME = "a name the question asks about is in none of the supporting papers"
     NO_METADATA = "the index holds no such metadata for these papers"
     MODEL_REFUSED = "the model found no answer in the sources"
+    OFF_CORPUS = "most of the question's words occur in no indexed abstract"
 
 
 @dataclass(frozen=True)

@@ -94,3 +94,15 @@ def test_bad_questions(full_assistant):
     huge = "multigrid SlowFast speedup " * 20000  # ~540 kB
     answer = full_assistant.ask(huge)
     assert any("clipped" in w for w in answer.warnings)
+
+
+def test_questions_mostly_in_words_no_abstract_uses_are_off_corpus(small_assistant):
+    from rag.types import AbstainReason
+
+    answer = small_assistant.ask("How do I bake sourdough bread with a rye starter?")
+    assert answer.abstained and answer.text == REFUSAL and not answer.citations
+    assert answer.verification.abstain_reason is AbstainReason.OFF_CORPUS
+    # a follow-up about a paper in the conversation is not judged by its words alone
+    chat = small_assistant.chat()
+    chat.ask("By how much does the multigrid schedule speed up SlowFast training?")
+    assert chat.ask("Would that help baking sourdough bread?").verification.abstain_reason is not AbstainReason.OFF_CORPUS

@@ -182,8 +182,8 @@ def _vector(assistant, query):
 # ---- 3. does a paper answer -----------------------------------------------------------------------------------------
 def train_answers(assistant, dev) -> None:
     from rag.learned import load_model
-    from rag.support import PAPER_FEATURES, paper_rows, states_quantity
-    from rag.types import AnswerType, Intent
+    from rag.support import PAPER_FEATURES, paper_rows, passes_number_guard
+    from rag.types import Intent
 
     chain = assistant.chain
     shown = assistant.settings.answer.max_sentences
@@ -200,9 +200,7 @@ def train_answers(assistant, dev) -> None:
         xs.append(paper_rows(query, evidence, signals))
         ys += [pe.hit.paper.title in expected for pe in evidence]
         groups += [n] * len(evidence)
-        # the chain's number guard: a number question is never answered from sentences without a number
-        guarded = query.answer_type is AnswerType.NUMBER and query.intent is not Intent.COMPARE
-        passes += [not guarded or states_quantity(pe, shown) for pe in evidence]
+        passes += [passes_number_guard(query, pe, shown) for pe in evidence]  # as the chain filters them
     x, y, groups, passes = np.vstack(xs), np.array(ys), np.array(groups), np.array(passes)
     oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=0.5)
     best = {g: oof[(groups == g) & passes].max(initial=0.0) for g in np.unique(groups)}

@@ -18,10 +18,9 @@ from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
 from .support import (Judged, QuestionSignals, answer_threshold, gate_threshold, judge_answers, judge_list,
-                      list_gate_threshold, list_threshold, named_paper_terms, states_quantity)
+                      list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard)
 from .text import terms
-from .types import (AbstainReason, Answer, AnswerType, Citation, Hit, Intent, MetadataField, Query, Usage,
-                     Verification)
+from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
 OnToken = Callable[[str], None] | None
 LIST_POOL = 40
@@ -136,8 +135,7 @@ class AnswerChain:
         """The paper that answers (two for a comparison), or [] when none clears the threshold; and the best
         candidate whatever the threshold (its probability is the answer's confidence)."""
         judged = judge_answers(query, evidence, signals)
-        if query.answer_type is AnswerType.NUMBER and query.intent is not Intent.COMPARE:
-            judged = [j for j in judged if states_quantity(j.evidence, self.settings.answer.max_sentences)]
+        judged = [j for j in judged if passes_number_guard(query, j.evidence, self.settings.answer.max_sentences)]
         threshold = answer_threshold()
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
@@ -165,8 +163,7 @@ class AnswerChain:
     def _why_not(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> AbstainReason:
         if signals.unknown_title:
             return AbstainReason.UNKNOWN_PAPER
-        if query.answer_type is AnswerType.NUMBER and evidence and \
-                not states_quantity(evidence[0], self.settings.answer.max_sentences):
+        if evidence and not passes_number_guard(query, evidence[0], self.settings.answer.max_sentences):
             return AbstainReason.NO_NUMBER
         if signals.anchors and evidence and all(pe.anchors_missing for pe in evidence[:3]):
             return AbstainReason.MISSING_NAME

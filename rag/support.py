@@ -16,8 +16,8 @@ import numpy as np
 
 from .evidence import PaperEvidence
 from .learned import load_model
-from .text import numbers_in, terms
-from .types import AnswerType, Query
+from .text import numbers_in, states_quantity, terms
+from .types import AnswerType, Intent, Query
 
 PAPER_FEATURES = (
     "support", "support_margin", "best_similarity", "coverage", "title_coverage", "rank_inverse", "dense_score",
@@ -124,13 +124,12 @@ def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[
     return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
 
 
-_QUANTITY = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*")  # a number standing alone (4.5x, 30%, 128 GPUs), not GPT-4
-
-
-def states_quantity(pe: PaperEvidence, shown: int) -> bool:
-    """Whether the sentences an answer from this paper would show hold a number standing alone. A question that
-    asks for a number ("how many", "what accuracy") is not answered by sentences without one, however on topic."""
-    return any(_QUANTITY.search(e.text) for e in pe.sentences[:shown])
+def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
+    """A question that asks for a number ("how many", "what accuracy") is not answered by a paper whose shown
+    sentences hold none, however on topic. Comparisons are exempt (each side is quoted on its own)."""
+    if query.answer_type is not AnswerType.NUMBER or query.intent is Intent.COMPARE:
+        return True
+    return any(states_quantity(e.text) for e in pe.sentences[:shown])
 
 
 def answer_threshold() -> float:

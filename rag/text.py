@@ -102,6 +102,14 @@ def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
+_QUANTITY = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*")
+
+
+def states_quantity(text: str) -> bool:
+    """Whether the text holds a number standing alone (4.5x, 30%, 128 GPUs), not one inside a name (GPT-4)."""
+    return _QUANTITY.search(text) is not None
+
+
 _NAME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-+@.]*[A-Za-z0-9+]|[A-Za-z0-9]")
 
 

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from .._faults import checkpoint
 from ..text import terms
 from ..types import Paper
@@ -60,8 +62,6 @@ class BM25Index:
     """
 
     def __init__(self, directory: Path):
-        import numpy as np
-
         self.ids: list[str] = json.loads((directory / "paper_ids.json").read_text())
         self.vocab: dict[str, int] = {}
         if self.ids:
@@ -79,8 +79,6 @@ class BM25Index:
 
     def scores(self, tokens: list[str]):
         """Every paper's BM25 score for these (already tokenized) query terms; a repeated term counts again."""
-        import numpy as np
-
         total = np.zeros(len(self.ids), dtype=np.float32)
         for t in tokens:
             column = self.vocab.get(t)
@@ -91,8 +89,6 @@ class BM25Index:
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """(paper id, BM25 score) of the best k papers with a positive score, among `allowed` ids if given."""
-        import numpy as np
-
         tokens = [t for t in terms(query) if t in self.vocab]
         if not tokens:
             return []

@@ -149,20 +149,13 @@ class NameIndex:
         capitals count, so the plain word "find" never names the FIND paper; an abbreviation defined by more
         than MAX_PAPERS_PER_NAME abstracts (RL, LLM) names none."""
         shorts = sorted({fold(singular(w)) for w in _WORD.findall(question) if sum(c.isupper() for c in w) >= 2})
-        by_short: dict[str, list[str]] = {}
-        for short, pid in self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
-                                       "ORDER BY short, paper_id", shorts):
-            by_short.setdefault(short, []).append(pid)
-        return [pid for short in sorted(by_short) if len(by_short[short]) <= MAX_PAPERS_PER_NAME
-                for pid in by_short[short]]
+        return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
+                                         "ORDER BY short, paper_id", shorts))
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""
-        by_name: dict[str, list[str]] = {}
-        for name, pid in self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id",
-                                      names):
-            by_name.setdefault(name, []).append(pid)
-        return [pid for name in sorted(by_name) if len(by_name[name]) <= MAX_PAPERS_PER_NAME for pid in by_name[name]]
+        return _unambiguous(self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id",
+                                         names))
 
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
@@ -205,6 +198,14 @@ class NameIndex:
 
     def _select(self, sql: str, values: list[str]) -> list[tuple]:
         return select_in(self.db, sql, values)
+
+
+def _unambiguous(rows: list[tuple]) -> list[str]:
+    """Paper ids of (name, paper id) rows sorted by name, dropping names shared by more than MAX_PAPERS_PER_NAME."""
+    by_name: dict[str, list[str]] = {}
+    for name, pid in rows:
+        by_name.setdefault(name, []).append(pid)
+    return [pid for name in sorted(by_name) if len(by_name[name]) <= MAX_PAPERS_PER_NAME for pid in by_name[name]]
 
 
 def select_in(db: sqlite3.Connection, sql: str, values: list[str]) -> list[tuple]:

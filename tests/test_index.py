@@ -77,6 +77,26 @@ def test_changed_abstract_replaces_its_chunks_sentences_and_counts(tmp_path, pap
     assert hits[0].paper_id == paper.id
 
 
+def test_a_sentence_repeated_across_papers_is_encoded_once_with_the_same_vector(tmp_path, papers_by_title):
+    settings = make_settings(tmp_path / "idx")
+    assistant = Assistant(settings, build_if_missing=False)
+    paper, other = papers_by_title["Memorizing Transformers"], papers_by_title["Dropout Reduces Underfitting"]
+    shared = "Code and models are released under a permissive license at the project page."
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    write_alternating_page(corpus / "p.txt", [replace(p, abstract=p.abstract + " " + shared) for p in (paper, other)])
+    report = assistant.ingest([corpus])
+    assert report.texts_reused == 1 and "1 repeated texts encoded once" in report.summary()
+    with Index.open(settings) as index:
+        rows = index.store.sentences([paper.id, other.id])
+    vectors = []
+    for pid in (paper.id, other.id):
+        sentences, matrix = rows[pid]
+        vectors.append(matrix[[s.text for s in sentences].index(shared)])
+    assert (vectors[0] == vectors[1]).all()
+    assert float(vectors[0] @ assistant.embedder.encode_one(shared)) > 0.98  # float16 rows, int8 model batches
+
+
 def test_other_settings_and_old_layouts_are_refused(small_assistant, tmp_path):
     built = small_assistant.settings
     other = built.with_overrides(chunking={"chunk_tokens": 128})

@@ -17,6 +17,7 @@ from ..chunking import chunk_paper, is_evidence, sentences_of
 from ..types import Paper
 
 Progress = Callable[[int, int], None]
+KNOWN_TEXTS = 50_000  # vectors kept for repeated texts within one ingest run (~77 MB at 384 floats)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class IngestReport:
     listings: int = 0
     chunks_embedded: int = 0
     sentences_embedded: int = 0
+    texts_reused: int = 0
     chunks_total: int = 0
     papers_total: int = 0
     seconds: float = 0.0
@@ -37,6 +39,7 @@ class IngestReport:
         return (f"{self.papers_total} papers in index: {self.new} new, {self.changed} changed, "
                 f"{self.unchanged} unchanged, {self.skipped} skipped records; "
                 f"{self.chunks_embedded} chunks embedded, {self.sentences_embedded} sentences embedded "
+                f"({self.texts_reused} repeated texts encoded once) "
                 f"({self.chunks_total} chunks in index) in {self.seconds:.1f}s")
 
 
@@ -78,6 +81,20 @@ class BatchWriter:
         self.progress = progress
         self.done = 0
         self.total = 0
+        self.known: dict[str, np.ndarray] = {}
+
+    def _encode(self, texts: list[str], report: IngestReport) -> np.ndarray:
+        """Texts repeated within a run (boilerplate sentences, a paper re-listed under a new id) are encoded once."""
+        todo = [t for t in dict.fromkeys(texts) if t not in self.known]
+        fresh = dict(zip(todo, self.embed(todo, self._tick))) if todo else {}
+        for text, vector in fresh.items():
+            if len(self.known) >= KNOWN_TEXTS:
+                break
+            self.known[text] = vector
+        reused = len(texts) - len(todo)
+        report.texts_reused += reused
+        self._tick(reused)
+        return np.stack([fresh[t] if t in fresh else self.known[t] for t in texts])
 
     def _tick(self, n: int) -> None:
         self.done += n
@@ -99,7 +116,7 @@ class BatchWriter:
     def _write(self, batch: list, changed_ids: set[str], report: IngestReport) -> None:
         chunks = [c for _, _, cs in batch for c in cs]
         sentences = [s for _, ss, _ in batch for s in ss]
-        vectors = self.embed([c.embed_text for c in chunks] + [s.text for s in sentences], self._tick)
+        vectors = self._encode([c.embed_text for c in chunks] + [s.text for s in sentences], report)
         chunk_vectors, sentence_vectors = vectors[: len(chunks)], vectors[len(chunks):]
         self.index.vectors.replace([p.id for p, _, _ in batch if p.id in changed_ids], chunks, chunk_vectors)
         checkpoint("vectors-written")

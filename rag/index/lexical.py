@@ -69,9 +69,10 @@ class BM25Index:
             if params.get("method") != "lucene":
                 raise ValueError(f"{directory}: BM25 method {params.get('method')!r}, expected 'lucene'")
             self.vocab = json.loads((directory / "vocab.index.json").read_text())
-            self.data = np.load(directory / "data.csc.index.npy")
-            self.indices = np.load(directory / "indices.csc.index.npy")
-            self.indptr = np.load(directory / "indptr.csc.index.npy")
+            # Memory-mapped: a query reads only its terms' columns, so a large index costs RAM for what is read.
+            self.data = np.load(directory / "data.csc.index.npy", mmap_mode="r")
+            self.indices = np.load(directory / "indices.csc.index.npy", mmap_mode="r")
+            self.indptr = np.load(directory / "indptr.csc.index.npy", mmap_mode="r")
 
     @property
     def nbytes(self) -> int:

@@ -6,6 +6,8 @@ The LLM configurations are slow here (~100 prompt tokens/s on 2 cores), so by de
 subset of the test split (the first N items of every kind); `--per-kind 0` runs the whole split.
 
     .venv/bin/python bench/llm_models.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--per-kind 4]
+    .venv/bin/python bench/llm_models.py --models qwen2.5-coder-1.5b --per-kind 0 --modes text \
+        --out bench/results/llm_1.5b_test_split.json     # the whole test split, default (text) answers only
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=4)
     parser.add_argument("--index-dir", type=Path, default=ROOT / "index_store")
     parser.add_argument("--context", type=int, default=4096, help="llama.cpp context size for the local server")
+    parser.add_argument("--modes", default="text,structured", help="answer formats to run: text, structured or both")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm_models.json")
     args = parser.parse_args()
 
     import rag  # noqa: F401
@@ -64,13 +68,13 @@ def main() -> None:
     print("extractive", rows["extractive"], flush=True)
     for name in args.models:
         server = LocalServer(name, context_tokens=args.context)
-        for structured in (False, True):
+        for structured in [mode == "structured" for mode in args.modes.split(",")]:
             label = f"{name}{' structured' if structured else ''}"
             settings = load_settings(**base, llm={"base_url": server.base_url, "model": name,
                                                   "structured": structured, "context_tokens": args.context})
             rows[label] = run(settings, items)
             print(label, rows[label], flush=True)
-    out = ROOT / "bench" / "results" / "llm_models.json"
+    out = args.out
     out.write_text(json.dumps({"split": "test", "per_kind": args.per_kind, "items": len(items), "rows": rows},
                               indent=2) + "\n")
     print(f"\n| configuration | n | cite P | cite R | fact hit | abstention | false abst. | p50 s |\n|---|---|---|---|---|---|---|---|")

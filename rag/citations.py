@@ -14,7 +14,7 @@ import numpy as np
 
 from .evidence import load_sentences, make_probe, relevance
 from .prompts import REFUSAL
-from .text import fold, name_tokens, numbers_in, split_sentences, stem, terms
+from .text import fold, name_tokens, numbers_in, split_sentences, stem, terms, words
 from .types import Citation, Paper, Verification
 
 MARKER = re.compile(r"\[(\s*\d+(?:\s*[,;–-]\s*\d+)*\s*)\]")
@@ -62,7 +62,25 @@ def split_claims(text: str) -> list[str]:
                 out[-1] = f"{out[-1]} {piece}"
             elif piece:
                 out.append(piece)
-    return out
+    return _attach_bare_replies(out)
+
+
+_REPLY_WORDS = frozenset("yes no not both neither either do does did they it is are indeed partly partially "
+                         "quite so true false correct".split())
+
+
+def _attach_bare_replies(claims: list[str]) -> list[str]:
+    """A bare reply ("Yes.", "No, not quite.", "Both do.") states nothing to check on its own: it goes with the
+    claim after it and stands or falls with that claim."""
+    out: list[str] = []
+    pending = ""
+    for claim in claims:
+        if set(words(strip_markers(claim))) <= _REPLY_WORDS:
+            pending = f"{pending} {claim}".strip()
+            continue
+        out.append(f"{pending} {claim}" if pending else claim)
+        pending = ""
+    return out + ([pending] if pending else [])
 
 
 # A name with digits, and its further hyphenated parts only while they look like name parts ("Llama-2-7B",

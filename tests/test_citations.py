@@ -58,3 +58,16 @@ def test_stream_emits_only_verified_sentences(verifier):
         stream.feed(text[i:i + 3])
     stream.finish()
     assert "".join(shown) == "The multigrid method is 4.5x faster [1]."
+
+
+def test_a_bare_reply_stands_or_falls_with_the_claim_after_it(verifier):
+    assert split_claims("Yes [1]. It trains 4.5x faster [1]. No. Both do.") == [
+        "Yes [1]. It trains 4.5x faster [1].", "No. Both do."]
+    shown = []
+    stream = StreamVerifier(verifier, emit=shown.append)
+    text = "Yes. The multigrid method is 4.5x faster [1]. No. The multigrid method is 12x faster [1]. Done"
+    for i in range(0, len(text), 4):
+        stream.feed(text[i:i + 4])
+    stream.finish()
+    assert "".join(shown).startswith("Yes. The multigrid method is 4.5x faster")
+    assert "No." not in "".join(shown) and "12x" not in "".join(shown)

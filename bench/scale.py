@@ -66,9 +66,13 @@ def search_and_ask(n: int, work: Path, port: int, server_pid: int) -> dict:
     out["open_s"] = t.seconds  # open the index, load BM25 and names, answer one question
     retriever = assistant.retriever
     rng = random.Random(1)
-    records = [json.loads(line) for line in (work / f"synth-{n}.jsonl").read_text().splitlines()]
+    # Only the sampled records are parsed: holding all 100k in this process would count in the client's RSS.
+    wanted = set(rng.sample(range(n), 120))
+    with (work / f"synth-{n}.jsonl").open(encoding="utf-8") as lines:
+        records = [json.loads(line) for i, line in enumerate(lines) if i in wanted]
+    rng.shuffle(records)
     queries = []
-    for record in rng.sample(records, 120):
+    for record in records:
         words = rng.choice(re.split(r"(?<=\.)\s+", record["abstract"])).split()
         queries.append(" ".join(words[:12]))
     for q in queries[100:]:  # the server's first queries after start are slow at every size

@@ -50,24 +50,25 @@ def test_unsupported_claim_is_dropped_and_refusal_noted(verifier):
     assert verifier.model_refused
 
 
-def test_stream_emits_only_verified_sentences(verifier):
+def streamed(verifier, text: str, step: int) -> str:
+    """What a StreamVerifier emits when `text` arrives in tokens of `step` characters."""
     shown = []
     stream = StreamVerifier(verifier, emit=shown.append)
-    text = "Paris is the capital of France. [2] The multigrid method is 4.5x faster [1]. Done"
-    for i in range(0, len(text), 3):
-        stream.feed(text[i:i + 3])
+    for i in range(0, len(text), step):
+        stream.feed(text[i:i + step])
     stream.finish()
-    assert "".join(shown) == "The multigrid method is 4.5x faster [1]."
+    return "".join(shown)
+
+
+def test_stream_emits_only_verified_sentences(verifier):
+    text = "Paris is the capital of France. [2] The multigrid method is 4.5x faster [1]. Done"
+    assert streamed(verifier, text, 3) == "The multigrid method is 4.5x faster [1]."
 
 
 def test_a_bare_reply_stands_or_falls_with_the_claim_after_it(verifier):
     assert split_claims("Yes [1]. It trains 4.5x faster [1]. No. Both do.") == [
         "Yes [1]. It trains 4.5x faster [1].", "No. Both do."]
-    shown = []
-    stream = StreamVerifier(verifier, emit=shown.append)
-    text = "Yes. The multigrid method is 4.5x faster [1]. No. The multigrid method is 12x faster [1]. Done"
-    for i in range(0, len(text), 4):
-        stream.feed(text[i:i + 4])
-    stream.finish()
-    assert "".join(shown).startswith("Yes. The multigrid method is 4.5x faster")
-    assert "No." not in "".join(shown) and "12x" not in "".join(shown)
+    shown = streamed(verifier, "Yes. The multigrid method is 4.5x faster [1]. No. The multigrid method is 12x "
+                               "faster [1]. Done", 4)
+    assert shown.startswith("Yes. The multigrid method is 4.5x faster")
+    assert "No." not in shown and "12x" not in shown

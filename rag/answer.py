@@ -136,7 +136,7 @@ class AnswerChain:
         candidate whatever the threshold (its probability is the answer's confidence)."""
         judged = judge_answers(query, evidence, signals)
         judged = [j for j in judged if passes_number_guard(query, j.evidence, self.settings.answer.max_sentences)]
-        threshold = answer_threshold()
+        threshold = answer_threshold(self.settings.answer)
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
             return held[:1], held[0]  # a follow-up is about the conversation's paper while that paper bears on it
@@ -149,7 +149,7 @@ class AnswerChain:
         return [judged[0]] + ([other] if other else []), top
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
-        cut = list_threshold()
+        cut = list_threshold(self.settings.answer)
         return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
 
     def _all_passing(self, query: Query) -> list[Judged]:

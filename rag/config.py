@@ -77,15 +77,12 @@ class RetrievalSettings(_Group):
 class AnswerSettings(_Group):
     max_sentences: int = Field(3, ge=1, description="Evidence sentences the extractive composer uses for a single-paper answer.")
     evidence_per_paper: int = Field(3, ge=1, description="Best sentences kept from each retrieved paper.")
-    abstain_below: float = Field(
-        0.44, description="Abstain when the best evidence support falls below this (evals/calibrate.py on evals/qa.jsonl)."
-    )
-    list_min_support: float = Field(
-        0.44, description="In 'which papers' answers, a paper is listed only if its support reaches this (as abstain_below)."
-    )
-    list_max_gap: float = Field(
-        0.15, ge=0, description="In list answers, a paper is listed only if its support is within this of the best one."
-    )
+    abstain_below: float | None = Field(
+        None, ge=0, le=1, description="Abstain when the best paper's answer probability is below this; unset uses the "
+        "threshold learned with the model on the dev split (evals/train.py). Higher: fewer, surer answers.")
+    list_min_probability: float | None = Field(
+        None, ge=0, le=1, description="A paper is listed in a list answer when its on-topic probability reaches this; "
+        "unset uses the threshold learned on the dev split (evals/train.py). Lower: longer lists, less precise.")
     list_max_papers: int = Field(15, ge=1, description="At most this many papers in a list answer.")
     max_question_tokens: int = Field(512, ge=16, description="Questions are clipped to this many tokens (stated in the answer).")
 

@@ -132,7 +132,10 @@ def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
     return any(states_quantity(e.text) for e in pe.sentences[:shown])
 
 
-def answer_threshold() -> float:
+def answer_threshold(answer_settings=None) -> float:
+    """The user's `answer.abstain_below` when set, else the threshold learned on dev."""
+    if answer_settings is not None and answer_settings.abstain_below is not None:
+        return answer_settings.abstain_below
     return float(load_model("answers", PAPER_FEATURES).threshold or 0.5)
 
 
@@ -142,7 +145,10 @@ def gate_threshold() -> float:
     return float((model.info or {}).get("gate_threshold", (model.threshold or 0.5) / 2))
 
 
-def list_threshold() -> float:
+def list_threshold(answer_settings=None) -> float:
+    """The user's `answer.list_min_probability` when set, else the threshold learned on dev."""
+    if answer_settings is not None and answer_settings.list_min_probability is not None:
+        return answer_settings.list_min_probability
     return float(load_model("on_topic", LIST_FEATURES).threshold or 0.5)
 
 

@@ -106,3 +106,20 @@ def test_questions_mostly_in_words_no_abstract_uses_are_off_corpus(small_assista
     chat = small_assistant.chat()
     chat.ask("By how much does the multigrid schedule speed up SlowFast training?")
     assert chat.ask("Would that help baking sourdough bread?").verification.abstain_reason is not AbstainReason.OFF_CORPUS
+
+
+def test_answer_and_list_thresholds_are_user_settings(full_assistant):
+    """`answer.abstain_below` and `answer.list_min_probability` override the thresholds learned on dev."""
+    from rag.assistant import Assistant
+
+    question = "By how much does the multigrid schedule speed up SlowFast training?"
+    listing = "Give me everything in the collection on grokking."
+    default_list = full_assistant.ask(listing)
+    strict = full_assistant.settings.with_overrides(answer={"abstain_below": 1.0, "list_min_probability": 1.0})
+    with Assistant(strict, build_if_missing=False) as assistant:
+        assert assistant.ask(question).abstained
+        assert assistant.ask(listing).abstained
+    loose = full_assistant.settings.with_overrides(answer={"list_min_probability": 0.0})
+    with Assistant(loose, build_if_missing=False) as assistant:
+        longer = assistant.ask(listing)
+    assert len(longer.citations) == full_assistant.settings.answer.list_max_papers > len(default_list.citations)

@@ -36,15 +36,21 @@ def subset(items, per_kind: int):
     return chosen
 
 
-def run(settings, items) -> dict:
+def run(settings, items, rows_out: Path | None = None) -> dict:
+    """One configuration's overall and per-kind metrics; every answer to `rows_out` when given (to see, after an
+    hour-long run, which answers moved)."""
     from rag.assistant import Assistant
     from rag.eval import run_eval
 
     with Assistant(settings, build_if_missing=False) as assistant:
         report = run_eval(assistant, items)
+    if rows_out is not None:
+        rows_out.write_text(json.dumps(report["rows"], indent=1) + "\n")
+    by_kind = {kind: {m: row.get(m) for m in METRICS} for kind, row in report["by_kind"].items()}
     return {m: report["overall"].get(m) for m in METRICS} | {"n": report["overall"]["n"],
                                                               "backend": report["backend"],
-                                                              "verification": report["verification"]}
+                                                              "verification": report["verification"],
+                                                              "by_kind": by_kind}
 
 
 def main() -> None:
@@ -55,6 +61,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=4096, help="llama.cpp context size for the local server")
     parser.add_argument("--modes", default="text,structured", help="answer formats to run: text, structured or both")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm_models.json")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="directory for every answer of every configuration (<label>.json), for per-item diffs")
     args = parser.parse_args()
 
     import rag  # noqa: F401
@@ -64,7 +72,14 @@ def main() -> None:
 
     items = subset([i for i in load_eval_file(QA) if i.split == "test"], args.per_kind)
     base = {"index": {"dir": str(args.index_dir)}}
-    rows = {"extractive": run(load_settings(**base), items)}
+
+    def rows_file(label: str) -> Path | None:
+        if args.rows is None:
+            return None
+        args.rows.mkdir(parents=True, exist_ok=True)
+        return args.rows / f"{label.replace(' ', '-')}.json"
+
+    rows = {"extractive": run(load_settings(**base), items, rows_file("extractive"))}
     print("extractive", rows["extractive"], flush=True)
     for name in args.models:
         server = LocalServer(name, context_tokens=args.context)
@@ -72,7 +87,7 @@ def main() -> None:
             label = f"{name}{' structured' if structured else ''}"
             settings = load_settings(**base, llm={"base_url": server.base_url, "model": name,
                                                   "structured": structured, "context_tokens": args.context})
-            rows[label] = run(settings, items)
+            rows[label] = run(settings, items, rows_file(label))
             print(label, rows[label], flush=True)
     out = args.out
     out.write_text(json.dumps({"split": "test", "per_kind": args.per_kind, "items": len(items), "rows": rows},

@@ -4,7 +4,8 @@ A scripted OpenAI-compatible endpoint (real HTTP on 127.0.0.1, driven through th
 `openai` client) answers each eval question as a strong model would: with the item's hand-written reference
 answer, each sentence cited to the sources the prompt shows (a sentence about two papers cites both), and
 "the corpus does not answer" for unanswerable items. Its corrupting twin changes one thing per answer: a number,
-a name that carries digits (T0 → T7, FPR95 → FPR96), or the paper a sentence is cited to.
+a name that carries digits (T0 → T7, FPR95 → FPR96), the paper a sentence is cited to, or one of the two
+papers a synthesis sentence cites ("partner": the sentence now cites one right paper and one unrelated one).
 
 - keep rate: share of the reference sentences shown after verification (overall, per kind, comparisons apart);
 - catch rate: share of corrupted sentences not shown as the wrong claim (removed, or re-attributed);
@@ -85,6 +86,13 @@ def corrupt(scripted: Scripted, how: str, shown: dict[str, int]) -> Scripted | N
                 continue
             out = Scripted(list(scripted.sentences), i, how, others[0])
             out.sentences[i] = (sentence, [others[0]])
+            return out
+        elif how == "partner":  # a synthesis that cites one right paper and one that says nothing of the sort
+            others = [t for t in shown if t not in titles]
+            if len(titles) < 2 or not others or not all(t in shown for t in titles):
+                continue
+            out = Scripted(list(scripted.sentences), i, how, others[0])
+            out.sentences[i] = (sentence, [titles[0], others[0]])
             return out
         else:
             continue
@@ -186,7 +194,7 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
                 report.misses.append((item.kind, sentence, answer.text))
             if endpoint.last is not None and all(t in endpoint.shown for t in titles):
                 _tally(report.keep_shown, keys, ok)
-        for how in ("number", "name", "paper"):
+        for how in ("number", "name", "paper", "partner"):
             endpoint.corruption = how
             answer = assistant.ask(item.question, history=list(item.history))
             wrong = endpoint.last
@@ -195,7 +203,7 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
             sentence, _ = wrong.sentences[wrong.corrupted]
             claims = {normalize(c): c for c in split_claims(answer.text)}
             shown_as = claims.get(normalize(sentence))
-            if how == "paper":  # caught unless shown cited to the wrong paper
+            if how in ("paper", "partner"):  # caught unless shown cited to the wrong paper
                 wrong_n = [c.number for c in answer.citations if c.title == wrong.wrong_title]
                 slipped = shown_as is not None and any(f"[{n}]" in shown_as for n in wrong_n)
             else:

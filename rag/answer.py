@@ -145,7 +145,7 @@ class AnswerChain:
             return [], top
         if query.intent is not Intent.COMPARE:
             return judged[:1], top
-        other = second_paper(query, judged, self.store)
+        other = second_paper(query, judged, self.store, threshold)
         return [judged[0]] + ([other] if other else []), top
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .support import Judged, answer_threshold
+from .support import Judged
 from .text import terms
 from .types import Query
 
@@ -16,7 +16,7 @@ RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that 
 _FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(%|x\b|×|-fold\b|\s?times\b)")
 
 
-def second_paper(query: Query, judged: list[Judged], store) -> Judged | None:
+def second_paper(query: Query, judged: list[Judged], store, threshold: float) -> Judged | None:
     first, rest = judged[0], judged[1:]
     named = [j for j in rest if j.evidence.hit.title_match]
     if named:
@@ -33,7 +33,7 @@ def second_paper(query: Query, judged: list[Judged], store) -> Judged | None:
         best = max(rest, key=lambda j: (residual_coverage(j), j.probability), default=None)
         if best is not None and residual_coverage(best) >= 0.5:
             return best
-    candidates = [j for j in rest if j.probability >= answer_threshold() / 2]
+    candidates = [j for j in rest if j.probability >= threshold / 2]
     return candidates[0] if candidates else None
 
 

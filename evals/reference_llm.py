@@ -80,19 +80,14 @@ def corrupt(scripted: Scripted, how: str, shown: dict[str, int]) -> Scripted | N
             new = sentence[: m.start(1)] + changed + sentence[m.end(1):]
         elif how == "name" and (m := _DIGIT_NAME.search(sentence)):
             new = sentence[: m.start(2)] + str(int(m.group(2)) + 7) + sentence[m.end(2):]
-        elif how == "paper":
+        elif how in ("paper", "partner"):  # partner: a synthesis citing one right paper and an unrelated one
             others = [t for t in shown if t not in titles]
-            if not others or not any(t in shown for t in titles):
+            applies = any(t in shown for t in titles) if how == "paper" else (
+                len(titles) >= 2 and all(t in shown for t in titles))
+            if not others or not applies:
                 continue
             out = Scripted(list(scripted.sentences), i, how, others[0])
-            out.sentences[i] = (sentence, [others[0]])
-            return out
-        elif how == "partner":  # a synthesis that cites one right paper and one that says nothing of the sort
-            others = [t for t in shown if t not in titles]
-            if len(titles) < 2 or not others or not all(t in shown for t in titles):
-                continue
-            out = Scripted(list(scripted.sentences), i, how, others[0])
-            out.sentences[i] = (sentence, [titles[0], others[0]])
+            out.sentences[i] = (sentence, [others[0]] if how == "paper" else [titles[0], others[0]])
             return out
         else:
             continue

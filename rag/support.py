@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .evidence import PaperEvidence
 from .learned import load_model
 from .text import numbers_in, states_quantity, terms
 from .types import AnswerType, Intent, Query
+
+if TYPE_CHECKING:
+    from .config import AnswerSettings
 
 PAPER_FEATURES = (
     "support", "support_margin", "best_similarity", "coverage", "title_coverage", "rank_inverse", "dense_score",
@@ -132,7 +136,7 @@ def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
     return any(states_quantity(e.text) for e in pe.sentences[:shown])
 
 
-def answer_threshold(answer_settings=None) -> float:
+def answer_threshold(answer_settings: AnswerSettings | None = None) -> float:
     """The user's `answer.abstain_below` when set, else the threshold learned on dev."""
     if answer_settings is not None and answer_settings.abstain_below is not None:
         return answer_settings.abstain_below
@@ -145,7 +149,7 @@ def gate_threshold() -> float:
     return float((model.info or {}).get("gate_threshold", (model.threshold or 0.5) / 2))
 
 
-def list_threshold(answer_settings=None) -> float:
+def list_threshold(answer_settings: AnswerSettings | None = None) -> float:
     """The user's `answer.list_min_probability` when set, else the threshold learned on dev."""
     if answer_settings is not None and answer_settings.list_min_probability is not None:
         return answer_settings.list_min_probability

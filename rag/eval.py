@@ -9,6 +9,7 @@ Definitions (metrics that do not apply to a slice are None):
 - fact_hit: share of answerable items with non-empty must_include whose answer contains every string.
 - abstention_rate: share of unanswerable items abstained on with no citation; false_abstention_rate: share
   of answerable items abstained on.
+- intent_accuracy: share of items of a kind with an expected reading (KIND_INTENTS) whose question was read so.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .types import Verification
 
 REQUIRED = {"id": str, "question": str, "expected_papers": list, "must_include": list, "answerable": bool, "kind": str}
 METRICS = ["recall@1", "recall@5", "recall@10", "mrr", "citation_precision", "citation_recall", "fact_hit",
-           "abstention_rate", "false_abstention_rate"]
+           "abstention_rate", "false_abstention_rate", "intent_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,11 @@ class RowResult:
 
 
 RELIABILITY_BINS = 10
+# The intents a correct reading gives each answerable kind EVAL_FORMAT lists (a short name asked about may be read as
+# a definition or a fact; both compose the same single-paper answer). Other kinds have no expected intent.
+KIND_INTENTS = {"fact": {"fact", "definition"}, "paraphrase": {"fact", "definition"},
+                "acronym": {"fact", "definition"}, "followup": {"fact", "definition"}, "compare": {"compare"},
+                "exhaustive": {"list"}, "metadata": {"metadata"}}
 
 
 def reliability(rows: list[RowResult]) -> dict | None:
@@ -223,6 +229,8 @@ def summarize(rows: list[RowResult]) -> dict:
     def precision(r: RowResult) -> float:
         return citation_precision(list(r.item.expected_papers), r.cited) or 0.0
 
+    read = [r for r in rows if r.item.kind in KIND_INTENTS and r.intent]
+
     return {
         "n": len(rows),
         "recall@1": _mean([recall_at(list(r.item.expected_papers), r.retrieved, 1) for r in answerable]),
@@ -235,6 +243,7 @@ def summarize(rows: list[RowResult]) -> dict:
                            for r in with_facts]),
         "abstention_rate": _mean([1.0 if r.abstained and not r.cited else 0.0 for r in unanswerable]),
         "false_abstention_rate": _mean([1.0 if r.abstained else 0.0 for r in answerable]),
+        "intent_accuracy": _mean([1.0 if r.intent in KIND_INTENTS[r.item.kind] else 0.0 for r in read]),
         "latency_p50_s": round(percentile(latencies, 50), 4),
         "latency_p95_s": round(percentile(latencies, 95), 4),
         "prompt_tokens": sum(r.prompt_tokens for r in rows),

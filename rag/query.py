@@ -37,7 +37,8 @@ def clean_question(question: str, max_tokens: int) -> tuple[str, str | None]:
 
 def cues(question: str) -> set[str]:
     """The question's cues: its words, "first:<word>", "first2:<w1> <w2>", and its shape: how many coined names
-    ("names:2+": two methods named, as a comparison has) and quoted titles it carries."""
+    ("names:2+": two methods named, as a comparison has) and quoted titles it carries, how many things it asks
+    ("asks:2+": two wh-words, as a two-part question about two papers has) and its length in words."""
     tokens = words(question.replace("'", " "))
     present = set(tokens)
     if tokens:
@@ -46,7 +47,14 @@ def cues(question: str) -> set[str]:
     named = len({n.casefold() for n in name_tokens(question)}) + len(_QUOTED.findall(question)) + \
         len(_TITLED.findall(question[1:]))
     present.add(f"names:{min(named, 2)}{'+' if named >= 2 else ''}")
+    asks = sum(t in _WH for t in tokens)
+    present.add(f"asks:{min(asks, 2)}{'+' if asks >= 2 else ''}")
+    present.add(f"words:{next(b for b in _LENGTHS if len(tokens) <= b)}")
     return present
+
+
+_WH = {"what", "which", "how", "who", "whom", "whose", "where", "when", "why"}
+_LENGTHS = (6, 10, 16, 25, 10**6)  # question length buckets, in words
 
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{8,})[\"“”]")

@@ -30,15 +30,15 @@ def test_metric_functions_by_hand():
 
 
 def test_summary_by_hand():
-    def row(kind, answerable, expected, cited, abstained, text="", must=()):
+    def row(kind, answerable, expected, cited, abstained, text="", must=(), intent=""):
         item = EvalItem(id=kind, question="q", expected_papers=tuple(expected), must_include=tuple(must),
                         answerable=answerable, kind=kind)
         return RowResult(item=item, answer_text=text, abstained=abstained, cited=cited,
-                         retrieved=list(expected) + ["z"], latency=1.0)
+                         retrieved=list(expected) + ["z"], latency=1.0, intent=intent)
     rows = [
-        row("fact", True, ["A"], ["A", "B"], False, "it is 4.5x", ("4.5",)),
-        row("fact", True, ["C"], [], True, "", ("9",)),
-        row("unanswerable", False, [], [], True),
+        row("fact", True, ["A"], ["A", "B"], False, "it is 4.5x", ("4.5",), intent="definition"),
+        row("fact", True, ["C"], [], True, "", ("9",), intent="compare"),
+        row("unanswerable", False, [], [], True, intent="list"),
         row("unanswerable", False, [], ["D"], False),
     ]
     s = summarize(rows)
@@ -47,6 +47,7 @@ def test_summary_by_hand():
     assert s["citation_recall"] == 0.5
     assert s["fact_hit"] == 0.5
     assert s["abstention_rate"] == 0.5 and s["false_abstention_rate"] == 0.5
+    assert s["intent_accuracy"] == 0.5  # a fact read as a definition is right, as a comparison wrong; no expectation
     only_unanswerable = summarize(rows[2:])
     assert only_unanswerable["recall@5"] is None and only_unanswerable["fact_hit"] is None
 

@@ -61,6 +61,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=4096, help="llama.cpp context size for the local server")
     parser.add_argument("--modes", default="text,structured", help="answer formats to run: text, structured or both")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "llm_models.json")
+    parser.add_argument("--split", choices=("dev", "test"), default="test",
+                        help="eval split; dev is where a cause is looked for, test where the result is reported")
     parser.add_argument("--rows", type=Path, default=None,
                         help="directory for every answer of every configuration (<label>.json), for per-item diffs")
     args = parser.parse_args()
@@ -70,7 +72,7 @@ def main() -> None:
     from rag.eval import load_eval_file
     from rag.local_llm import LocalServer
 
-    items = subset([i for i in load_eval_file(QA) if i.split == "test"], args.per_kind)
+    items = subset([i for i in load_eval_file(QA) if i.split == args.split], args.per_kind)
     base = {"index": {"dir": str(args.index_dir)}}
 
     def rows_file(label: str) -> Path | None:
@@ -90,7 +92,7 @@ def main() -> None:
             rows[label] = run(settings, items, rows_file(label))
             print(label, rows[label], flush=True)
     out = args.out
-    out.write_text(json.dumps({"split": "test", "per_kind": args.per_kind, "items": len(items), "rows": rows},
+    out.write_text(json.dumps({"split": args.split, "per_kind": args.per_kind, "items": len(items), "rows": rows},
                               indent=2) + "\n")
     print(f"\n| configuration | n | cite P | cite R | fact hit | abstention | false abst. | p50 s |\n|---|---|---|---|---|---|---|---|")
     for label, r in rows.items():

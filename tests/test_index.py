@@ -192,6 +192,9 @@ def test_killed_ingest_at_random_points_completes_to_the_same_index(tmp_path, sm
     half.mkdir()
     write_alternating_page(half / "a.txt", [papers_by_title["Memorizing Transformers"],
                                             papers_by_title["Dropout Reduces Underfitting"]])
+    started = time.perf_counter()  # a whole uninterrupted `rag ingest` here: random kills land inside one
+    assert _ingest(tmp_path / "timed", [small_corpus], 3) == 0
+    whole = time.perf_counter() - started
     kills = []
     for scenario in range(2):
         directory = tmp_path / f"broken{scenario}"
@@ -204,7 +207,7 @@ def test_killed_ingest_at_random_points_completes_to_the_same_index(tmp_path, sm
         for point in points:
             remaining = 16 - _committed(directory)
             if point == "random":
-                code = _ingest(directory, [small_corpus], batch, after_s=rng.uniform(1.0, 6.0))
+                code = _ingest(directory, [small_corpus], batch, after_s=rng.uniform(0.2, 0.8) * whole)
             elif point in ("vectors-written", "store-commit"):
                 if remaining == 0:
                     continue

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import rag  # noqa: E402,F401
 from rag.learned import LinearModel, save_model  # noqa: E402
 
+INTENT_CLASSES = ("fact", "definition", "list", "compare", "metadata")  # the intent model's classes, in its order
 INTENT_OF_KIND = {"exhaustive": "list", "compare": "compare", "metadata": "metadata", "fact": "fact",
                   "paraphrase": "fact", "followup": "fact"}
 ANSWER_KINDS = {"fact", "paraphrase", "acronym", "followup", "compare"}
@@ -100,7 +101,7 @@ def train_question_models(assistant, dev, intent_file: Path) -> None:
     x = np.array([question_features(r["question"], v, vocabulary) for r, v in zip(rows, vectors)])
     features = tuple(f"vector:{i}" for i in range(vectors.shape[1])) + tuple(f"cue:{c}" for c in vocabulary)
     info = {"vocabulary": list(vocabulary), "trained_on": len(rows)}
-    for name, key, classes in (("intent", "intent", ("fact", "definition", "list", "compare", "metadata")),
+    for name, key, classes in (("intent", "intent", INTENT_CLASSES),
                                ("answer_type", "answer_type", ("number", "name", "any")),
                                ("follow_up", "follow_up", ("no", "yes"))):
         keep = [i for i, r in enumerate(rows) if r.get(key) is not None]
@@ -133,7 +134,7 @@ def intent_out_of_fold(rows: list[dict], vectors: np.ndarray, written: int, kind
     from rag.eval import KIND_INTENTS
     from rag.query import question_features
 
-    classes = ("fact", "definition", "list", "compare", "metadata")
+    classes = INTENT_CLASSES
     fold = np.random.default_rng(0).permutation(len(kinds)) % FOLDS
     right: dict[str, list[bool]] = {}
     for f in range(FOLDS):

@@ -43,9 +43,12 @@ def run(settings, items, rows_out: Path | None = None) -> dict:
     from rag.eval import run_eval
 
     with Assistant(settings, build_if_missing=False) as assistant:
-        report = run_eval(assistant, items)
-    if rows_out is not None:
-        rows_out.write_text(json.dumps(report["rows"], indent=1) + "\n")
+        if rows_out is None:
+            report = run_eval(assistant, items)
+        else:
+            with rows_out.open("w") as sink:  # one JSON line per answer as it comes: a stopped run keeps its rows
+                report = run_eval(assistant, items,
+                                  progress=lambda row: (sink.write(json.dumps(row) + "\n"), sink.flush()))
     by_kind = {kind: {m: row.get(m) for m in METRICS} for kind, row in report["by_kind"].items()}
     return {m: report["overall"].get(m) for m in METRICS} | {"n": report["overall"]["n"],
                                                               "backend": report["backend"],
@@ -64,7 +67,8 @@ def main() -> None:
     parser.add_argument("--split", choices=("dev", "test"), default="test",
                         help="eval split; dev is where a cause is looked for, test where the result is reported")
     parser.add_argument("--rows", type=Path, default=None,
-                        help="directory for every answer of every configuration (<label>.json), for per-item diffs")
+                        help="directory for every answer of every configuration (<label>.jsonl, written as each answer comes), "
+                             "for per-item diffs")
     args = parser.parse_args()
 
     import rag  # noqa: F401
@@ -79,7 +83,7 @@ def main() -> None:
         if args.rows is None:
             return None
         args.rows.mkdir(parents=True, exist_ok=True)
-        return args.rows / f"{label.replace(' ', '-')}.json"
+        return args.rows / f"{label.replace(' ', '-')}.jsonl"
 
     rows = {"extractive": run(load_settings(**base), items, rows_file("extractive"))}
     print("extractive", rows["extractive"], flush=True)

@@ -210,7 +210,7 @@ def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path
         with Progress(TextColumn("eval"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as bar:
             task = bar.add_task("eval", total=len(items))
-            report = run_eval(assistant, items, k=k, progress=lambda: bar.advance(task))
+            report = run_eval(assistant, items, k=k, progress=lambda row: bar.advance(task))
     table = markdown_report(report, title=f"{file.name} ({split}) — {report['backend']}")
     click.echo(table)
     if json_out:

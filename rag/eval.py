@@ -273,8 +273,9 @@ def failed_checks(row: RowResult) -> list[str]:
 
 
 def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
-             progress: Callable[[], None] | None = None, path: str = "eval file") -> dict:
-    """Run every item; return the JSON report (overall, by_kind, rows)."""
+             progress: Callable[[dict], None] | None = None, path: str = "eval file") -> dict:
+    """Run every item; return the JSON report (overall, by_kind, rows). `progress` gets each answer's row as soon as
+    it is scored, so an hour-long run leaves its answers behind even when it is stopped."""
     retriever = assistant.retriever
     check_titles(items, set(assistant.index.store.titles().values()), path)
     rows: list[RowResult] = []
@@ -294,7 +295,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         row.failed = failed_checks(row)
         rows.append(row)
         if progress:
-            progress()
+            progress(row_json(row))
     kinds = sorted({r.item.kind for r in rows})
     return {
         "backend": assistant.chain.backend_name,
@@ -302,19 +303,21 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
         "verification": verification_summary(rows),
         "reliability": reliability(rows),
-        "rows": [
-            {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
-             "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
-             "failed": r.failed, "latency_s": round(r.latency, 4),
-             "intent": r.intent, "standalone_question": r.standalone,
-             "abstain_reason": r.verification.abstain_reason.value
-             if r.verification and r.verification.abstain_reason else None,
-             "raw_llm_answer": r.verification.raw_text if r.verification else "",
-             "confidence": round(r.confidence, 4) if r.confidence is not None else None,
-             "candidate_correct": r.candidate_correct}
-            for r in rows
-        ],
+        "rows": [row_json(r) for r in rows],
     }
+
+
+def row_json(r: RowResult) -> dict:
+    """One answer as the report shows it (also streamed to `progress` while a long run goes on)."""
+    return {"id": r.item.id, "kind": r.item.kind, "question": r.item.question, "answer": r.answer_text,
+            "abstained": r.abstained, "cited_titles": r.cited, "retrieved_titles": r.retrieved,
+            "failed": r.failed, "latency_s": round(r.latency, 4),
+            "intent": r.intent, "standalone_question": r.standalone,
+            "abstain_reason": r.verification.abstain_reason.value
+            if r.verification and r.verification.abstain_reason else None,
+            "raw_llm_answer": r.verification.raw_text if r.verification else "",
+            "confidence": round(r.confidence, 4) if r.confidence is not None else None,
+            "candidate_correct": r.candidate_correct}
 
 
 def _fmt(value) -> str:

@@ -223,7 +223,10 @@ class AnswerChain:
     def _llm_sources(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals,
                      chosen: list[Judged]) -> list[PaperEvidence]:
         """What the model reads. The gate before the call blocks only clearly off-corpus questions (a threshold
-        chosen on dev for almost no false abstention); the model and the verifier decide the rest."""
+        chosen on dev for almost no false abstention); the model and the verifier decide the rest. With the
+        `chosen` policy the model reads only the chooser's papers (none: no call, the chooser's abstention)."""
+        if self._reads_chosen_only():
+            return [j.evidence for j in chosen]
         if query.intent is Intent.LIST:
             if chosen and chosen[0].probability == 1.0 and query.filters:
                 return [j.evidence for j in chosen]  # every paper the metadata filters pass
@@ -234,6 +237,10 @@ class AnswerChain:
         first = [j.evidence for j in chosen]
         rest = [j.evidence for j in judged if j.probability >= gate and j.evidence not in first]
         return (first + rest)[: self.settings.llm.max_sources]
+
+    def _reads_chosen_only(self) -> bool:
+        policy = self.settings.llm.sources
+        return policy == "chosen" or (policy == "auto" and self.llm.bundled)
 
     def _extractive_on_refusal(self) -> bool:
         policy = self.settings.llm.on_refusal

@@ -105,6 +105,11 @@ class LLMSettings(_Group):
         "or only the selected evidence sentences (short prompts: the bundled local models read ~100 tokens/s). "
         "auto: abstracts while they fit the context window, sentences for the bundled local models.")
     max_sources: int = Field(5, ge=1, le=20, description="Papers put in the prompt (list questions use all selected).")
+    sources: Literal["auto", "gated", "chosen"] = Field(
+        "auto", description="Which papers the model reads. gated: the chooser's papers first, then every paper "
+        "above the pre-call gate (a capable model and the verifier decide). chosen: only the papers the offline "
+        "chooser picked, and no call when it picked none (tiny models cite plausible but off-question sentences "
+        "of other papers). auto: chosen for the bundled local models, gated otherwise.")
     on_refusal: Literal["auto", "abstain", "extractive"] = Field(
         "auto", description="When the model says the sources do not answer: show that (with the closest "
         "sources), or show the verified extractive answer instead (for tiny models that decline answerable "

@@ -183,3 +183,42 @@ def test_eval_report_never_contains_the_key(small_assistant, server, monkeypatch
         report = run_eval(assistant, load_eval_file(path))
     dumped = json.dumps(report)
     assert key not in dumped and report["overall"]["fact_hit"] == 1.0
+
+
+def _prompt_titles(body) -> list[str]:
+    return [t for _, t in re.findall(r"^\[(\d+)\] (.+)$", body["messages"][-1]["content"], re.MULTILINE)]
+
+
+def test_sources_policy_chosen_shows_only_the_choosers_papers_and_gated_shows_more(small_assistant, server):
+    """A tiny model answers from whatever it reads, citing plausible off-question sentences of other papers;
+    `sources = "chosen"` (the default for the bundled models) shows it only what the offline chooser picked."""
+    question = "What is grokking?"
+    chooser = {c.title for c in small_assistant.ask(question).citations}
+    assert len(chooser) == 1
+    shown = {}
+    for policy, model in (("chosen", "test-model"), ("gated", "test-model"), ("auto", "qwen2.5-coder-0.5b"),
+                          ("auto", "test-model")):
+        server.replies.append(Reply(REFUSAL))
+        with _assistant(small_assistant, server.url, sources=policy, model=model) as assistant:
+            assistant.ask(question)
+        shown[policy, model] = _prompt_titles(server.requests[-1])
+    shown["chosen"], shown["gated"] = shown["chosen", "test-model"], shown["gated", "test-model"]
+    assert set(shown["chosen"]) == chooser == set(shown["auto", "qwen2.5-coder-0.5b"])  # auto: bundled → chosen
+    assert shown["auto", "test-model"] == shown["gated"]
+    assert chooser < set(shown["gated"]) and all("rokking" in t for t in shown["gated"])
+
+
+def test_sources_policy_chosen_makes_no_call_when_the_chooser_declines(small_assistant, server):
+    """An unreachable bar for the chooser: the gated policy still asks the model, the chosen one abstains
+    without a call (the chooser's abstention, no tokens spent)."""
+    for policy, calls in (("chosen", 0), ("gated", 1)):
+        server.requests.clear()
+        server.replies.append(Reply(REFUSAL))
+        settings = small_assistant.settings.with_overrides(
+            answer={"abstain_below": 0.999},
+            llm={"base_url": server.url, "model": "test-model", "timeout_s": 5, "sources": policy})
+        with Assistant(settings, build_if_missing=False) as assistant:
+            answer = assistant.ask(QUESTION)
+        assert answer.abstained and not answer.citations
+        assert len(server.requests) == calls, policy
+        assert (answer.usage.prompt_tokens == 0) == (calls == 0)

@@ -12,7 +12,9 @@ _ABBREVIATIONS = {
     "e.g", "i.e", "et al", "al", "vs", "fig", "figs", "eq", "eqs", "etc", "cf", "approx", "resp", "dr", "no",
     "sec", "ref", "refs", "inc", "ltd", "mr", "ms", "st", "vol", "pp", "ca", "est", "viz", "w.r.t", "a.k.a",
 }
-_BOUNDARY = re.compile(r"[.!?](?:[\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
+# A sentence may end inside quotes or brackets and the next may open with one, straight or curly: the answers
+# quote titles as “Title”, and models copy that ("… them. “On the interaction …” examines …").
+_BOUNDARY = re.compile(r"[.!?](?:[\"')\]”’]*)\s+(?=[\"'(\[“‘]?[A-Z0-9])")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:

@@ -12,6 +12,15 @@ def test_sentence_split_keeps_abbreviations_and_decimals_together():
                          "Fig. 2 shows it.", "Results hold, i.e. always!", "Is it?", "Yes."]
 
 
+def test_sentence_split_at_curly_quotes():
+    """Answers quote titles in curly quotes and models copy it; a sentence opening with one is still a sentence."""
+    text = ("It proposes metrics to analyze them. \u201cOn the interaction\u2026\u201d examines self-play. "
+            "They call it \u2018S2P.\u2019 The last one ends here.")
+    assert [text[s:e] for s, e in split_sentences(text)] == [
+        "It proposes metrics to analyze them.", "\u201cOn the interaction\u2026\u201d examines self-play.",
+        "They call it \u2018S2P.\u2019", "The last one ends here."]
+
+
 def test_spans_cover_real_abstract(papers_by_title):
     abstract = papers_by_title["A Multigrid Method for Efficiently Training Video Models"].abstract
     spans = split_sentences(abstract)

@@ -201,11 +201,11 @@ def test_sources_policy_chosen_shows_only_the_choosers_papers_and_gated_shows_mo
         server.replies.append(Reply(REFUSAL))
         with _assistant(small_assistant, server.url, sources=policy, model=model) as assistant:
             assistant.ask(question)
-        shown[policy, model] = _prompt_titles(server.requests[-1])
-    shown["chosen"], shown["gated"] = shown["chosen", "test-model"], shown["gated", "test-model"]
-    assert set(shown["chosen"]) == chooser == set(shown["auto", "qwen2.5-coder-0.5b"])  # auto: bundled → chosen
-    assert shown["auto", "test-model"] == shown["gated"]
-    assert chooser < set(shown["gated"]) and all("rokking" in t for t in shown["gated"])
+        shown[policy, model] = set(_prompt_titles(server.requests[-1]))
+    chosen, gated = shown["chosen", "test-model"], shown["gated", "test-model"]
+    assert chosen == chooser == shown["auto", "qwen2.5-coder-0.5b"]  # auto with a bundled model: chosen
+    assert shown["auto", "test-model"] == gated  # auto with any other model: gated
+    assert chooser < gated and all("rokking" in t for t in gated)
 
 
 def test_sources_policy_chosen_makes_no_call_when_the_chooser_declines(small_assistant, server):

@@ -238,13 +238,15 @@ class AnswerChain:
         rest = [j.evidence for j in judged if j.probability >= gate and j.evidence not in first]
         return (first + rest)[: self.settings.llm.max_sources]
 
+    def _tiny_model_policy(self, policy: str, tiny: str) -> bool:
+        """An `auto` LLM policy resolves to its tiny-model choice for the bundled local models."""
+        return policy == tiny or (policy == "auto" and self.llm.bundled)
+
     def _reads_chosen_only(self) -> bool:
-        policy = self.settings.llm.sources
-        return policy == "chosen" or (policy == "auto" and self.llm.bundled)
+        return self._tiny_model_policy(self.settings.llm.sources, "chosen")
 
     def _extractive_on_refusal(self) -> bool:
-        policy = self.settings.llm.on_refusal
-        return policy == "extractive" or (policy == "auto" and self.llm.bundled)
+        return self._tiny_model_policy(self.settings.llm.on_refusal, "extractive")
 
     def _written(self, query: Query, sources: list[PaperEvidence], chosen: list[Judged], base: dict,
                  on_token: OnToken) -> Answer:

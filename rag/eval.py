@@ -279,6 +279,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
     retriever = assistant.retriever
     check_titles(items, set(assistant.index.store.titles().values()), path)
     rows: list[RowResult] = []
+    shown: list[dict] = []
     for item in items:
         started = time.perf_counter()
         answer = assistant.ask(item.question, k=k, history=list(item.history))
@@ -294,8 +295,9 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
                                               for h in answer.sources))
         row.failed = failed_checks(row)
         rows.append(row)
+        shown.append(row_json(row))
         if progress:
-            progress(row_json(row))
+            progress(shown[-1])
     kinds = sorted({r.item.kind for r in rows})
     return {
         "backend": assistant.chain.backend_name,
@@ -303,7 +305,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
         "verification": verification_summary(rows),
         "reliability": reliability(rows),
-        "rows": [row_json(r) for r in rows],
+        "rows": shown,
     }
 
 

@@ -23,7 +23,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     start = 0
     for match in _BOUNDARY.finditer(text):
         end = match.start() + 1
-        before = text[start:end].rstrip(".!?\"')]")
+        before = text[start:end].rstrip(".!?\"')]”’")
         last = before.rsplit(None, 1)[-1].casefold() if before.split() else ""
         if last.rstrip(".") in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
             continue

@@ -227,11 +227,9 @@ def eval_cmd(ctx: click.Context, file: Path, json_out: Path | None, md_out: Path
 @click.pass_context
 def info(ctx: click.Context) -> None:
     """Where things are and what runs: index, model cache, settings file, answer backend, versions."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from .config import default_config_file
     from .local_llm import model_cache_dir
-    from .resources import bundled_corpus, checkout_root
+    from .resources import bundled_corpus, checkout_root, runtime
 
     settings = _settings(ctx)
     config = ctx.find_root().obj.get("config") or default_config_file()
@@ -248,14 +246,8 @@ def info(ctx: click.Context) -> None:
         ("embeddings", f"{settings.embedding.model} on {settings.embedding.backend}"),
         ("answers", f"LLM {settings.llm.model} at {settings.llm.base_url}" if settings.llm.base_url
          else "extractive (offline, no LLM)"),
-        ("python", sys.version.split()[0]),
     ]
-    for package in ("rag-papers", "chromadb", "onnxruntime", "llama-index-core", "sentence-transformers", "openai",
-                    "torch", "xllamacpp"):
-        try:
-            rows.append((package, version(package)))
-        except PackageNotFoundError:
-            rows.append((package, "not installed"))
+    rows += list(runtime().items())
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")

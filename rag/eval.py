@@ -22,6 +22,7 @@ from typing import Callable
 
 from .corpus import title_key
 from .errors import EvalFileError
+from .resources import runtime
 from .types import Verification
 
 REQUIRED = {"id": str, "question": str, "expected_papers": list, "must_include": list, "answerable": bool, "kind": str}
@@ -301,6 +302,9 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
     kinds = sorted({r.item.kind for r in rows})
     return {
         "backend": assistant.chain.backend_name,
+        "index": {k: v for k, v in assistant.describe().items() if k != "backend"}
+        | {"embedding_digest": assistant.index.manifest.get("embedding_digest")},
+        "runtime": runtime(),
         "overall": summarize(rows),
         "by_kind": {kind: summarize([r for r in rows if r.item.kind == kind]) for kind in kinds},
         "verification": verification_summary(rows),

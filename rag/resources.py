@@ -50,3 +50,28 @@ def user_data_dir() -> Path:
 def default_index_dir() -> Path:
     root = checkout_root()
     return root / "index_store" if root else user_data_dir() / "index"
+
+
+RUNTIME_PACKAGES = ("rag-papers", "chromadb", "onnxruntime", "numpy", "tokenizers", "llama-index-core",
+                    "sentence-transformers", "openai", "torch", "xllamacpp")
+
+
+def runtime() -> dict[str, str]:
+    """The versions and CPU features an answer depends on, besides code and index: the int8 embedding kernels
+    differ by onnxruntime version and by CPU (VNNI or not), and a fresh install resolves unpinned versions anew.
+    Recorded in eval reports so two runs that disagree can be told apart."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "machine": platform.machine()}
+    for package in RUNTIME_PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+        out["cpu_int8"] = ",".join(sorted(flags & {"avx2", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8"})) or "none"
+    except OSError:
+        out["cpu_int8"] = "unknown"
+    return out

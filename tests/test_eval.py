@@ -120,6 +120,9 @@ def test_run_eval_on_small_index(tmp_path, small_assistant):
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     report = run_eval(small_assistant, load_eval_file(path))
     assert report["overall"]["n"] == 3
+    # what the numbers depend on besides code: the index's embedding export and the runtime's versions and CPU
+    assert len(report["index"]["embedding_digest"]) == 64 and report["index"]["papers"] == small_assistant.describe()["papers"]
+    assert report["runtime"]["onnxruntime"][0].isdigit() and report["runtime"]["cpu_int8"]
     assert report["by_kind"]["fact"]["fact_hit"] == 1.0 and report["by_kind"]["followup"]["fact_hit"] == 1.0
     assert report["by_kind"]["unanswerable"]["abstention_rate"] == 1.0
     assert report["by_kind"]["unanswerable"]["recall@5"] is None

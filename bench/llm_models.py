@@ -98,7 +98,7 @@ def main() -> None:
     out = args.out
     out.write_text(json.dumps({"split": args.split, "per_kind": args.per_kind, "items": len(items), "rows": rows},
                               indent=2) + "\n")
-    print(f"\n| configuration | n | cite P | cite R | fact hit | abstention | false abst. | p50 s |\n|---|---|---|---|---|---|---|---|")
+    print("\n| configuration | n | cite P | cite R | fact hit | abstention | false abst. | p50 s |\n|---|---|---|---|---|---|---|---|")
     for label, r in rows.items():
         cells = [f"{r[m]:.3f}" if isinstance(r[m], float) else "—" for m in METRICS]
         print(f"| {label} | {r['n']} | " + " | ".join(cells) + " |")

@@ -165,7 +165,7 @@ def follow_up_threshold(model: LinearModel, x: np.ndarray, rows: list[dict]) -> 
 
 # ---- 2. sentence ranker -------------------------------------------------------------------------------------------
 def train_sentence_ranker(assistant, dev) -> None:
-    from rag.evidence import SENTENCE_FEATURES, anchors, load_sentences, make_probe, sentence_features
+    from rag.evidence import anchors, load_sentences, make_probe, sentence_features
     from rag.learned import load_model
 
     store = assistant.index.store

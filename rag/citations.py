@@ -141,6 +141,17 @@ class _Support:
 _COMPARATIVE = re.compile(r"\b(larger|higher|more|greater|bigger|faster|better|stronger|longer|smaller|lower|fewer|"
                           r"less|slower|worse|weaker|shorter|outperform\w*|exceed\w*|beat\w*)\b", re.IGNORECASE)
 _MINIMISING = re.compile(r"\b(smaller|lower|fewer|less|slower|worse|weaker|shorter)\b", re.IGNORECASE)
+_GAIN_UNITS = frozenset({"%", "x"})
+
+
+def _extreme(ranges: dict[str, tuple[float, float]], minimising: bool) -> str | None:
+    """The paper whose figure is the largest (smallest) whichever way each range is read, or None if that
+    depends on the reading."""
+    for pid, (lo, hi) in ranges.items():
+        others = [r for q, r in ranges.items() if q != pid]
+        if (not minimising and all(lo > o_hi for _, o_hi in others)) or (minimising and all(hi < o_lo for o_lo, _ in others)):
+            return pid
+    return None
 
 
 class Verifier:
@@ -234,28 +245,41 @@ class Verifier:
         if len(cited) < 2 or not _COMPARATIVE.search(claim) or figures(claim) - set().union(
                 *(self._figures[pid] for pid in cited)):
             return []
-        pick = min if _MINIMISING.search(claim) else max
-        values = self._comparable(claim, cited)
-        if values is None:
+        minimising = bool(_MINIMISING.search(claim))
+        ranges = self._comparable(claim, cited)
+        if ranges is None:
             return []
+        exact = {lo for lo, hi in ranges.values() if lo == hi}
         stated = [v for v, _ in measures(claim)]
-        if len(stated) >= 2 and set(stated[:2]) <= set(values.values()):  # "(162 vs 19)": the claim says which
-            consistent = pick(stated[:2]) == stated[0]
+        if len(stated) >= 2 and set(stated[:2]) <= exact:  # "(162 vs 19)": the claim says which
+            consistent = (min if minimising else max)(stated[:2]) == stated[0]
         else:
             winner = self._subject(claim, cited)
-            consistent = winner is not None and values[winner] == pick(values.values())
+            consistent = winner is not None and winner == _extreme(ranges, minimising)
         return [(pid, self.quotes.get(pid, "")) for pid in cited] if consistent else []
 
-    def _comparable(self, claim: str, cited: list[str]) -> dict[str, float] | None:
-        """Each paper's verified figure in the one unit they share (the claim's own unit when it states one)."""
+    def _comparable(self, claim: str, cited: list[str]) -> dict[str, tuple[float, float]] | None:
+        """Each paper's verified figure as a (low, high) range in the one unit they share (the claim's own unit
+        when it states one); a gain stated as a percentage for one paper and as a factor for the other is
+        compared as a relative gain, a factor v being read as (v - 1) to v times 100%, since "a 4x improvement"
+        is used for both."""
         units = [{u for _, u in self.verified_figures.get(pid, [])} for pid in cited]
         common = set.intersection(*units) if all(units) else set()
         stated = {u for _, u in measures(claim)} & common
         common = stated or ({u for u in common if u} or common)
-        if len(common) != 1:
+        if len(common) == 1:
+            unit = common.pop()
+            return {pid: (v, v) for pid in cited for v in [max(v for v, u in self.verified_figures[pid] if u == unit)]}
+        if common or not all(units) or not all(u & _GAIN_UNITS for u in units):
             return None
-        unit = common.pop()
-        return {pid: max(v for v, u in self.verified_figures[pid] if u == unit) for pid in cited}
+        ranges = {}
+        for pid, paper_units in zip(cited, units):
+            if len(paper_units & _GAIN_UNITS) != 1:
+                return None  # a paper with both a percentage and a factor: which one the claim compares is unknown
+            (unit,) = paper_units & _GAIN_UNITS
+            v = max(v for v, u in self.verified_figures[pid] if u == unit)
+            ranges[pid] = (v, v) if unit == "%" else ((v - 1) * 100, v * 100)
+        return ranges
 
     def _subject(self, claim: str, cited: list[str]) -> str | None:
         """The compared paper the claim names first: the one it says is larger (or smaller)."""

@@ -6,8 +6,8 @@ paper lacks (a comparison names two things, and the first paper covers one of th
 """
 from __future__ import annotations
 
-import re
 
+from .citations import measures
 from .support import Judged
 from .text import terms
 from .types import Query
@@ -17,7 +17,6 @@ RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that 
 # words alone pick a paper that merely uses them ("baselines"). Chosen on dev compare items over 0-5 (second paper
 # right in 42/47 with words first, 44 by P alone, 45 at 1.5-2).
 PROBABILITY_WEIGHT = 2.0
-_FIGURE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)\s*(%|x\b|×|-fold\b|\s?times\b)")
 
 
 def second_paper(query: Query, judged: list[Judged], store, threshold: float) -> Judged | None:
@@ -50,11 +49,9 @@ def _short(title: str) -> str:
 
 
 def _figure(text: str) -> tuple[float, str] | None:
-    found = _FIGURE.findall(text)
-    if len(found) != 1:
-        return None
-    value, unit = found[0]
-    return float(value), {"×": "x", "-fold": "x", "times": "x"}.get(unit.strip(), unit.strip())
+    """The quote's one percentage or factor (the same reading of figures the verifier uses), or None."""
+    found = [(value, unit) for value, unit in measures(text) if unit in ("%", "x")]
+    return found[0] if len(found) == 1 else None
 
 
 def compare_sentence(query: Query, quotes: list[tuple[str, str]]) -> str | None:

@@ -72,3 +72,33 @@ def test_a_bare_reply_stands_or_falls_with_the_claim_after_it(verifier):
                                "faster [1]. Done", 4)
     assert shown.startswith("Yes. The multigrid method is 4.5x faster")
     assert "No." not in shown and "12x" not in shown
+
+
+@pytest.fixture()
+def two_gains(small_assistant, papers_by_title):
+    """A factor (4.5x faster training) and a percentage (FPR down 18.03%): two ways of stating a gain."""
+    numbered = {1: papers_by_title["A Multigrid Method for Efficiently Training Video Models"],
+                2: papers_by_title["Energy-based Out-of-distribution Detection"]}
+    v = Verifier(numbered, small_assistant.embedder, small_assistant.index.store)
+    assert v.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")
+    assert v.add("The energy score reduces the average FPR by 18.03% compared to the softmax confidence score [2].")
+    return v
+
+
+def test_a_comparative_over_a_factor_and_a_percentage_is_checked_as_relative_gains(two_gains):
+    # 4.5x is a 350-450% gain however a factor is read: larger than 18.03%, so only the right direction is kept
+    assert two_gains.add("The multigrid method reports the smaller relative gain [1][2].") is None
+    assert two_gains.add("The multigrid method reports the larger relative gain [1][2].") == (
+        "The multigrid method reports the larger relative gain [1][2].")
+
+
+def test_a_comparative_is_not_kept_when_the_reading_of_a_factor_decides_it(small_assistant, papers_by_title):
+    numbered = {1: papers_by_title["A Multigrid Method for Efficiently Training Video Models"],
+                2: papers_by_title["Energy-based Out-of-distribution Detection"]}
+    v = Verifier(numbered, small_assistant.embedder, small_assistant.index.store)
+    v.verified_figures = {numbered[1].id: [(1.5, "x")], numbered[2].id: [(80.0, "%")]}  # 50-150% vs 80%
+    v.quotes = {numbered[1].id: "q1", numbered[2].id: "q2"}
+    assert v._comparison("The multigrid method reports the larger relative gain", [numbered[1].id, numbered[2].id]) == []
+    v.verified_figures[numbered[2].id] = [(30.0, "%")]  # 50-150% vs 30%: larger either way
+    assert v._comparison("The multigrid method reports the larger relative gain",
+                         [numbered[1].id, numbered[2].id]) == [(numbered[1].id, "q1"), (numbered[2].id, "q2")]

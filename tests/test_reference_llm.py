@@ -5,7 +5,6 @@ cited paper, one of a synthesis sentence's two papers). evals/reference_llm.py i
 script; the floors below are what this change measured on test, so a verification change that loses correct
 sentences or lets wrong ones through fails here."""
 import sys
-from pathlib import Path
 
 from rag.eval import load_eval_file
 from rag.resources import checkout_root

@@ -17,6 +17,13 @@ _ABBREVIATIONS = {
 _BOUNDARY = re.compile(r"[.!?](?:[\"')\]”’]*)\s+(?=[\"'(\[“‘]?[A-Z0-9])")
 
 
+def _inside_quote(text: str, start: int, match: re.Match) -> bool:
+    """The mark is inside a curly-quoted span that closes further on: a quoted title such as “What Algorithms can
+    Transformers Learn? A Study …” is one sentence with the text around it, not two."""
+    upto = text[start:match.end()]  # the boundary's own closing quote ("… works.” Then") closes the span
+    return upto.count("“") > upto.count("”") and "”" in text[match.end():]
+
+
 def split_sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of a text; abbreviations and decimals do not end a sentence."""
     spans: list[tuple[int, int]] = []
@@ -26,6 +33,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         before = text[start:end].rstrip(".!?\"')]”’")
         last = before.rsplit(None, 1)[-1].casefold() if before.split() else ""
         if last.rstrip(".") in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+            continue
+        if _inside_quote(text, start, match):
             continue
         sentence_end = match.end() - len(match.group()) + len(match.group().rstrip())
         spans.append((start, sentence_end))

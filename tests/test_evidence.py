@@ -19,6 +19,12 @@ def test_sentence_split_at_curly_quotes():
     assert [text[s:e] for s, e in split_sentences(text)] == [
         "It proposes metrics to analyze them.", "\u201cOn the interaction\u2026\u201d examines self-play.",
         "They call it \u2018S2P.\u2019", "The last one ends here."]
+    # a title with a question mark inside its quotes is part of one sentence; a quote closed at the stop is not
+    titled = ("\u201cWhat Algorithms can Transformers Learn? A\u2026\u201d proposes a conjecture. "
+              "He said \u201cit works.\u201d Then it ran.")
+    assert [titled[s:e] for s, e in split_sentences(titled)] == [
+        "\u201cWhat Algorithms can Transformers Learn? A\u2026\u201d proposes a conjecture.",
+        "He said \u201cit works.\u201d", "Then it ran."]
 
 
 def test_spans_cover_real_abstract(papers_by_title):

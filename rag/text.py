@@ -14,6 +14,9 @@ _ABBREVIATIONS = {
 }
 # A sentence may end inside quotes or brackets and the next may open with one, straight or curly: the answers
 # quote titles as “Title”, and models copy that ("… them. “On the interaction …” examines …").
+# Stored sentence spans depend on the splitter: the index manifest records this, and an index split by another
+# version is refused (1: first; 2: curly quotes open and close sentences; 3: no split inside a curly-quoted span).
+SPLITTER_VERSION = 3
 _BOUNDARY = re.compile(r"[.!?](?:[\"')\]”’]*)\s+(?=[\"'(\[“‘]?[A-Z0-9])")
 
 

@@ -14,6 +14,7 @@ from conftest import make_settings, write_alternating_page
 from rag.assistant import Assistant
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexMissingError
 from rag.index import Index
+from rag.text import SPLITTER_VERSION
 
 
 def snapshot(settings) -> dict:
@@ -113,6 +114,13 @@ def test_other_settings_and_old_layouts_are_refused(small_assistant, tmp_path):
     manifest.pop("schema")
     (old / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IndexMismatchError, match=r"schema 1.*schema 2.*rag ingest --rebuild"):
+        Index.open(built.with_overrides(index={"dir": str(old)}))
+    # Sentences stored by an earlier splitter (no "splitter" key: the first one) would not match the text the
+    # verifier splits now: refused too, naming both versions.
+    manifest = json.loads((built.index.dir / "manifest.json").read_text())
+    manifest.pop("splitter")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexMismatchError, match=rf"splitter v1 .*splitter v{SPLITTER_VERSION} "):
         Index.open(built.with_overrides(index={"dir": str(old)}))
 
 

@@ -302,7 +302,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
     kinds = sorted({r.item.kind for r in rows})
     return {
         "backend": assistant.chain.backend_name,
-        "index": {k: v for k, v in assistant.describe().items() if k != "backend"}
+        "index": {k: v for k, v in assistant.describe().items() if k not in ("backend", "index_dir")}
         | {"embedding_digest": assistant.index.manifest.get("embedding_digest")},
         "runtime": runtime(),
         "overall": summarize(rows),

@@ -355,7 +355,10 @@ class StreamVerifier:
 
     def feed(self, token: str) -> None:
         self.raw.append(token)
-        claims = split_claims("".join(self.raw))
+        text = "".join(self.raw)
+        if text.count("\u201c") > text.count("\u201d"):
+            return  # a quoted title is still open: whether "Learn? A" ends a sentence shows only when it closes
+        claims = split_claims(text)
         if len(claims) > 1 and len(re.findall(r"[A-Za-z]", strip_markers(claims[-1]))) >= 3:
             for claim in claims[self.done : -1]:
                 self._emit(self.verifier.add(claim))

@@ -102,3 +102,13 @@ def test_a_comparative_is_not_kept_when_the_reading_of_a_factor_decides_it(small
     v.verified_figures[numbered[2].id] = [(30.0, "%")]  # 50-150% vs 30%: larger either way
     assert v._comparison("The multigrid method reports the larger relative gain",
                          [numbered[1].id, numbered[2].id]) == [(numbered[1].id, "q1"), (numbered[2].id, "q2")]
+
+
+def test_a_streamed_quoted_title_with_a_question_mark_stays_one_sentence(verifier):
+    # Streamed, "“… Method? A …" arrives before its closing quote: the stop must not be taken as a sentence end
+    # (it was: the title's head became a claim of its own and the rest a fragment without its opening quote).
+    text = ("“A Multigrid Method? Efficiently Training Video Models” trains a ResNet-50 SlowFast network 4.5x "
+            "faster [1]. Done")
+    shown = streamed(verifier, text, 3)
+    assert shown == ("“A Multigrid Method? Efficiently Training Video Models” trains a ResNet-50 SlowFast network "
+                     "4.5x faster [1].")

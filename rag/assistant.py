@@ -139,5 +139,6 @@ class Assistant:
             "chunks": index.manifest.get("chunks"),
             "embedding_model": index.manifest.get("embedding_model"),
             "embedding_backend": index.manifest.get("embedding_backend", "torch"),
+            "sentence_splitter": index.manifest.get("splitter", 1),
             "backend": self.chain.backend_name,
         }

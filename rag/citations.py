@@ -149,7 +149,9 @@ def _extreme(ranges: dict[str, tuple[float, float]], minimising: bool) -> str | 
     depends on the reading."""
     for pid, (lo, hi) in ranges.items():
         others = [r for q, r in ranges.items() if q != pid]
-        if (not minimising and all(lo > o_hi for _, o_hi in others)) or (minimising and all(hi < o_lo for o_lo, _ in others)):
+        largest = all(lo > other_hi for _, other_hi in others)
+        smallest = all(hi < other_lo for other_lo, _ in others)
+        if (smallest if minimising else largest):
             return pid
     return None
 
@@ -269,7 +271,8 @@ class Verifier:
         common = stated or ({u for u in common if u} or common)
         if len(common) == 1:
             unit = common.pop()
-            return {pid: (v, v) for pid in cited for v in [max(v for v, u in self.verified_figures[pid] if u == unit)]}
+            best = {pid: max(v for v, u in self.verified_figures[pid] if u == unit) for pid in cited}
+            return {pid: (v, v) for pid, v in best.items()}
         if common or not all(units) or not all(u & _GAIN_UNITS for u in units):
             return None
         ranges = {}

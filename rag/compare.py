@@ -6,7 +6,6 @@ paper lacks (a comparison names two things, and the first paper covers one of th
 """
 from __future__ import annotations
 
-
 from .citations import measures
 from .support import Judged
 from .text import terms

@@ -12,11 +12,11 @@ _ABBREVIATIONS = {
     "e.g", "i.e", "et al", "al", "vs", "fig", "figs", "eq", "eqs", "etc", "cf", "approx", "resp", "dr", "no",
     "sec", "ref", "refs", "inc", "ltd", "mr", "ms", "st", "vol", "pp", "ca", "est", "viz", "w.r.t", "a.k.a",
 }
-# A sentence may end inside quotes or brackets and the next may open with one, straight or curly: the answers
-# quote titles as “Title”, and models copy that ("… them. “On the interaction …” examines …").
 # Stored sentence spans depend on the splitter: the index manifest records this, and an index split by another
 # version is refused (1: first; 2: curly quotes open and close sentences; 3: no split inside a curly-quoted span).
 SPLITTER_VERSION = 3
+# A sentence may end inside quotes or brackets and the next may open with one, straight or curly: the answers
+# quote titles as “Title”, and models copy that ("… them. “On the interaction …” examines …").
 _BOUNDARY = re.compile(r"[.!?](?:[\"')\]”’]*)\s+(?=[\"'(\[“‘]?[A-Z0-9])")
 
 

@@ -348,7 +348,8 @@ def attach_marker(claim: str, markers: str) -> str:
 class StreamVerifier:
     """Feeds streamed tokens to a Verifier sentence by sentence and emits only verified text.
 
-    A sentence is checked once the next one has visibly begun, so its trailing [n] marker has arrived.
+    A sentence is checked once the next one has visibly begun, so its trailing [n] marker has arrived, and not while
+    a curly quote is open (a quote the model never closes holds the rest until the end, then it is split as usual).
     """
 
     verifier: Verifier

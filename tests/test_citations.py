@@ -112,3 +112,9 @@ def test_a_streamed_quoted_title_with_a_question_mark_stays_one_sentence(verifie
     shown = streamed(verifier, text, 3)
     assert shown == ("“A Multigrid Method? Efficiently Training Video Models” trains a ResNet-50 SlowFast network "
                      "4.5x faster [1].")
+
+
+
+def test_a_quote_never_closed_holds_the_stream_then_splits_as_usual(verifier):
+    text = "The multigrid method, “fast, is 4.5x faster [1]. Paris is the capital of France [2]. Done"
+    assert streamed(verifier, text, 4) == "The multigrid method, “fast, is 4.5x faster [1]."

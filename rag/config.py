@@ -84,6 +84,9 @@ class AnswerSettings(_Group):
         None, ge=0, le=1, description="A paper is listed in a list answer when its on-topic probability reaches this; "
         "unset uses the threshold learned on the dev split (evals/train.py). Lower: longer lists, less precise.")
     list_max_papers: int = Field(15, ge=1, description="At most this many papers in a list answer.")
+    domain_gate: bool = Field(True, description="Decline questions a learned model reads as outside machine-learning "
+                              "research (everyday questions that share a word with a paper). Turn off for a corpus of "
+                              "another field.")
     max_question_tokens: int = Field(512, ge=16, description="Questions are clipped to this many tokens (stated in the answer).")
 
 

@@ -90,6 +90,13 @@ def metadata_field(question: str) -> MetadataField:
     return MetadataField.OTHER
 
 
+def off_topic(vector: np.ndarray) -> bool:
+    """Whether the question is about something else than ML research ("How do I open a stuck jar lid?" shares
+    words with a paper title). The question's vector alone: what it is about, not how it is phrased."""
+    domain = load_model("domain")
+    return bool(domain.proba(np.asarray(vector)[None, :])[0, 0] < (domain.threshold or 0.0))
+
+
 class QuestionReader:
     """Turns typed text into a Query. Holds the embedder (the question's vector serves retrieval too)."""
 
@@ -103,7 +110,8 @@ class QuestionReader:
         intent, answer_type, follow_up = self.classify(text, vector)
         return Query(question=text, vector=vector, intent=intent, answer_type=answer_type,
                      metadata=metadata_field(text) if intent is Intent.METADATA else None,
-                     follow_up=follow_up, k=k, warnings=(warning,) if warning else ())
+                     follow_up=follow_up, off_topic=not follow_up and off_topic(vector), k=k,
+                     warnings=(warning,) if warning else ())
 
     def classify(self, text: str, vector: np.ndarray) -> tuple[Intent, AnswerType, bool]:
         intents = load_model("intent")

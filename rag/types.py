@@ -167,6 +167,7 @@ class Query:
     answer_type: AnswerType = AnswerType.ANY
     metadata: MetadataField | None = None
     follow_up: bool = False
+    off_topic: bool = False  # the domain model reads it as outside ML research (never set on a follow-up)
     k: int | None = None
     warnings: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)
@@ -208,6 +209,7 @@ class AbstainReason(str, Enum):
     NO_METADATA = "the index holds no such metadata for these papers"
     MODEL_REFUSED = "the model found no answer in the sources"
     OFF_CORPUS = "most of the question's words occur in no indexed abstract"
+    OFF_TOPIC = "the question is not about machine-learning research"
 
 
 @dataclass(frozen=True)

@@ -97,15 +97,38 @@ def test_bad_questions(full_assistant):
 
 
 def test_questions_mostly_in_words_no_abstract_uses_are_off_corpus(small_assistant):
+    from rag.assistant import Assistant
     from rag.types import AbstainReason
 
-    answer = small_assistant.ask("How do I bake sourdough bread with a rye starter?")
+    question = "How do I bake sourdough bread with a rye starter?"
+    answer = small_assistant.ask(question)
     assert answer.abstained and answer.text == REFUSAL and not answer.citations
-    assert answer.verification.abstain_reason is AbstainReason.OFF_CORPUS
+    assert answer.verification.abstain_reason is AbstainReason.OFF_TOPIC  # the domain model speaks first
+    settings = small_assistant.settings.model_copy(
+        update={"answer": small_assistant.settings.answer.model_copy(update={"domain_gate": False})})
+    with Assistant(settings, build_if_missing=False) as without_gate:  # the same index, the words' own check
+        assert without_gate.ask(question).verification.abstain_reason is AbstainReason.OFF_CORPUS
     # a follow-up about a paper in the conversation is not judged by its words alone
     chat = small_assistant.chat()
     chat.ask("By how much does the multigrid schedule speed up SlowFast training?")
-    assert chat.ask("Would that help baking sourdough bread?").verification.abstain_reason is not AbstainReason.OFF_CORPUS
+    assert chat.ask("Would that help baking sourdough bread?").verification.abstain_reason not in (
+        AbstainReason.OFF_CORPUS, AbstainReason.OFF_TOPIC)
+
+
+def test_everyday_questions_that_share_a_word_with_a_paper_are_declined(full_assistant):
+    """Each of these retrieves a paper with the shared word in its title or abstract (pruning, reward, training,
+    transformers); the answers model alone answered such questions at P 0.99. ML questions pass the gate."""
+    from rag.types import AbstainReason
+
+    for question in ("How should I prune my apple tree in winter?",
+                     "What's a good reward for potty training a toddler?",
+                     "How do transformers in power grids step down voltage?"):
+        answer = full_assistant.ask(question)
+        assert answer.sources, question  # retrieval found something to be fooled by
+        assert answer.abstained and not answer.citations, question
+        assert answer.verification.abstain_reason is AbstainReason.OFF_TOPIC, question
+    for question in ("How does dropout reduce overfitting?", "what is attention", "How many GPUs were used?"):
+        assert not full_assistant.chat().resolve(question).off_topic, question
 
 
 def test_answer_and_list_thresholds_are_user_settings(full_assistant):

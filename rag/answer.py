@@ -121,8 +121,9 @@ class AnswerChain:
         return [(h.paper_id, h.paper.title) for h in hits]
 
     def condense(self, history: list[dict], question: str) -> str:
-        """The LLM's standalone rewrite of a follow-up ("" without an LLM, or when the call fails)."""
-        if self.llm is None:
+        """The LLM's standalone rewrite of a follow-up ("" without an LLM, when `llm.condense` resolves to
+        offline, or when the call fails)."""
+        if self.llm is None or self._tiny_model_policy(self.settings.llm.condense, "offline"):
             return ""
         turns = "\n".join(f"{m['role']}: {m['content']}" for m in history)
         prompt = load_prompt("condense").render(history=turns, question=question)

@@ -117,6 +117,11 @@ class LLMSettings(_Group):
         "auto", description="When the model says the sources do not answer: show that (with the closest "
         "sources), or show the verified extractive answer instead (for tiny models that decline answerable "
         "questions). auto: abstain, except for the bundled local models.")
+    condense: Literal["auto", "model", "offline"] = Field(
+        "auto", description="How a follow-up is made standalone before retrieval. model: the LLM rewrites it "
+        "(condense prompt). offline: as without an LLM, the question plus the titles of the papers the "
+        "conversation is about (a tiny model's loose rewrite would steer which paper the chooser picks, and "
+        "costs a call). auto: offline for the bundled local models, model otherwise.")
     structured: bool = Field(
         False, description="Ask for JSON (each sentence with its source numbers) through the server's "
         "response_format json_schema, instead of text with [n] markers. Measured in bench/llm_models.py.")

@@ -167,6 +167,24 @@ def test_chat_condenses_follow_ups_with_the_llm(small_assistant, server):
     assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
 
 
+def test_offline_condense_makes_no_rewrite_call_and_keeps_the_conversation_paper(small_assistant, server):
+    """`llm.condense = "offline"` (the bundled tiny models' default): the follow-up is resolved as without an LLM,
+    so a loose rewrite cannot steer which paper is chosen, and one call per follow-up is saved."""
+    def reply(body):
+        assert "Standalone question:" not in body["messages"][-1]["content"]
+        return Reply(f"The multigrid method trains SlowFast 4.5x faster [{_n(body)}].")
+    server.default = None
+    server.replies += [lambda body: Reply(f"The multigrid method varies mini-batch shapes [{_n(body)}]."), reply]
+    with _assistant(small_assistant, server.url, condense="offline") as assistant:
+        chat = assistant.chat()
+        chat.ask("Is there work on training video models faster with variable mini-batch shapes?")
+        answer = chat.ask("What speedup did it report?")
+    assert len(server.requests) == 2  # two answers, no rewrite
+    assert answer.standalone_question.startswith("What speedup did it report? (") and MULTIGRID in \
+        answer.standalone_question
+    assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID
+
+
 def test_eval_report_never_contains_the_key(small_assistant, server, monkeypatch, tmp_path):
     import json
 

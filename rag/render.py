@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .prompts import REFUSAL
 from .types import Answer, Hit
 
 
@@ -37,6 +38,8 @@ def print_references(console: Console, answer: Answer) -> None:
     for warning in answer.warnings:
         console.print(f"[yellow]note:[/yellow] {escape(warning)}")
     v = answer.verification
+    if answer.abstained and v.abstain_reason is not None and answer.text == REFUSAL:  # else the text says why
+        console.print(f"[dim]why: {escape(v.abstain_reason.value)}[/dim]")  # --json carries it as abstain_reason
     if v.dropped_citations or v.removed_sentences or v.fell_back:
         console.print(f"[dim]verification: {v.dropped_citations} citation(s) dropped, {v.removed_sentences} "
                       f"unsupported sentence(s) removed{', fell back to extractive answer' if v.fell_back else ''}[/dim]")

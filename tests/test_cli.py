@@ -41,6 +41,10 @@ def test_ask_json_and_text(small_assistant):
     assert answer["citations"][0]["title"] == "A Multigrid Method for Efficiently Training Video Models"
     text = _run(small_assistant, "ask", "By how much does the multigrid schedule speed up SlowFast training?")
     assert "References" in text.output and "[1] A Multigrid Method" in text.output
+    assert "why:" not in text.output
+    declined = _run(small_assistant, "ask", "How should I prune my apple tree in winter?")
+    assert declined.output.splitlines()[:2] == ["The corpus does not answer this question.",
+                                                "why: the question is not about machine-learning research"]
 
 
 def test_errors_are_one_clear_line(tmp_path):

@@ -67,11 +67,11 @@ class AnswerChain:
             query = replace(query, intent=Intent.LIST)  # "papers … published since 2024": which papers, not a field
         base = dict(question=query.question, sources=tuple(hits), standalone_question=query.standalone,
                     warnings=query.warnings, intent=query.intent)
-        if not (query.focus or query.filters) and query.intent is not Intent.METADATA:
-            if query.off_topic and self.settings.answer.domain_gate:
-                return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_TOPIC))
-            if signals.unseen_share >= OFF_CORPUS_SHARE:
-                return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_CORPUS))
+        if query.off_topic and not query.focus:  # a follow-up about the conversation's paper is judged by it
+            return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_TOPIC))
+        if signals.unseen_share >= OFF_CORPUS_SHARE and not (query.focus or query.filters) and \
+                query.intent is not Intent.METADATA:
+            return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_CORPUS))
         if query.intent is Intent.METADATA:
             return self._metadata(query, evidence, base, on_token)
         if query.intent is Intent.LIST and query.filters and not topic_left(query):

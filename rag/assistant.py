@@ -125,7 +125,8 @@ class Assistant:
         """Reads questions into Query objects (embedding, intent, answer type, follow-up)."""
         from .query import QuestionReader
 
-        return QuestionReader(self.embedder, self.settings.answer.max_question_tokens)
+        return QuestionReader(self.embedder, self.settings.answer.max_question_tokens,
+                              domain_gate=self.settings.answer.domain_gate)
 
     def paper(self, paper_id: str):
         """A stored paper by id, or None."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .errors import RagError
+from .errors import ConfigError, RagError
 from .learned import load_model
 from .text import name_tokens, words
 from .tokens import clip_tokens, count_tokens
@@ -90,19 +90,26 @@ def metadata_field(question: str) -> MetadataField:
     return MetadataField.OTHER
 
 
-def off_topic(vector: np.ndarray) -> bool:
-    """Whether the question is about something else than ML research ("How do I open a stuck jar lid?" shares
-    words with a paper title). The question's vector alone: what it is about, not how it is phrased."""
-    domain = load_model("domain")
-    return bool(domain.proba(np.asarray(vector)[None, :])[0, 0] < (domain.threshold or 0.0))
+def off_topic(vector: np.ndarray, embedding_model: str) -> bool:
+    """Whether the question is about something else than ML research ("What time is it right now?" shares words
+    with a paper title). The question's vector alone: what it is about, not how it is phrased."""
+    vector = np.asarray(vector)
+    domain = load_model("domain", tuple(f"vector:{i}" for i in range(vector.shape[-1])))
+    trained_with = domain.info.get("embedding")
+    if domain.threshold is None or trained_with != embedding_model:
+        raise ConfigError(f"learned model domain.json was trained with embedding {trained_with!r} and threshold "
+                          f"{domain.threshold}, not for {embedding_model!r}; retrain it with evals/train.py or set "
+                          "answer.domain_gate = false")
+    return bool(domain.proba(vector[None, :])[0, 0] < domain.threshold)
 
 
 class QuestionReader:
     """Turns typed text into a Query. Holds the embedder (the question's vector serves retrieval too)."""
 
-    def __init__(self, embedder, max_tokens: int):
+    def __init__(self, embedder, max_tokens: int, domain_gate: bool = True):
         self.embedder = embedder
         self.max_tokens = max_tokens
+        self.domain_gate = domain_gate
 
     def read(self, question: str, *, k: int | None = None) -> Query:
         text, warning = clean_question(question, self.max_tokens)
@@ -110,7 +117,8 @@ class QuestionReader:
         intent, answer_type, follow_up = self.classify(text, vector)
         return Query(question=text, vector=vector, intent=intent, answer_type=answer_type,
                      metadata=metadata_field(text) if intent is Intent.METADATA else None,
-                     follow_up=follow_up, off_topic=not follow_up and off_topic(vector), k=k,
+                     follow_up=follow_up, k=k,
+                     off_topic=self.domain_gate and off_topic(vector, self.embedder.settings.model),
                      warnings=(warning,) if warning else ())
 
     def classify(self, text: str, vector: np.ndarray) -> tuple[Intent, AnswerType, bool]:

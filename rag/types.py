@@ -167,7 +167,7 @@ class Query:
     answer_type: AnswerType = AnswerType.ANY
     metadata: MetadataField | None = None
     follow_up: bool = False
-    off_topic: bool = False  # the domain model reads it as outside ML research (never set on a follow-up)
+    off_topic: bool = False  # the domain model reads it as outside ML research (answer.domain_gate on)
     k: int | None = None
     warnings: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)

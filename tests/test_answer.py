@@ -116,19 +116,36 @@ def test_questions_mostly_in_words_no_abstract_uses_are_off_corpus(small_assista
 
 
 def test_everyday_questions_that_share_a_word_with_a_paper_are_declined(full_assistant):
-    """Each of these retrieves a paper with the shared word in its title or abstract (pruning, reward, training,
-    transformers); the answers model alone answered such questions at P 0.99. ML questions pass the gate."""
+    """"What time is it right now?" retrieves "Right on Time: …" and, without the gate, is answered from it with
+    high confidence; the domain model declines it. ML questions, including a bare follow-up, pass the gate."""
+    from rag.assistant import Assistant
+    from rag.query import off_topic
     from rag.types import AbstainReason
 
-    for question in ("How should I prune my apple tree in winter?",
-                     "What's a good reward for potty training a toddler?",
+    question = "What time is it right now?"
+    settings = full_assistant.settings.model_copy(
+        update={"answer": full_assistant.settings.answer.model_copy(update={"domain_gate": False})})
+    with Assistant(settings, build_if_missing=False) as without_gate:
+        fooled = without_gate.ask(question)
+    assert not fooled.abstained and fooled.confidence > 0.9 and fooled.citations  # what the gate is for
+    answer = full_assistant.ask(question)
+    assert answer.abstained and not answer.citations and answer.sources
+    assert answer.verification.abstain_reason is AbstainReason.OFF_TOPIC
+    embed, model = full_assistant.embedder.encode_one, full_assistant.settings.embedding.model
+    for everyday in ("How should I prune my apple tree in winter?", "What's a good reward for potty training a toddler?",
                      "How do transformers in power grids step down voltage?"):
-        answer = full_assistant.ask(question)
-        assert answer.sources, question  # retrieval found something to be fooled by
-        assert answer.abstained and not answer.citations, question
-        assert answer.verification.abstain_reason is AbstainReason.OFF_TOPIC, question
-    for question in ("How does dropout reduce overfitting?", "what is attention", "How many GPUs were used?"):
-        assert not full_assistant.chat().resolve(question).off_topic, question
+        assert off_topic(embed(everyday), model), everyday
+    for ml in ("How does dropout reduce overfitting?", "what is attention", "How many GPUs were used?",
+               "Which papers propose benchmarks for robot manipulation?"):
+        assert not off_topic(embed(ml), model), ml
+
+
+def test_the_domain_model_refuses_another_embedding(full_assistant):
+    from rag.errors import ConfigError
+    from rag.query import off_topic
+
+    with pytest.raises(ConfigError, match="domain_gate"):
+        off_topic(full_assistant.embedder.encode_one("what is attention"), "some/other-384-dim-model")
 
 
 def test_answer_and_list_thresholds_are_user_settings(full_assistant):

@@ -174,12 +174,14 @@ def test_offline_condense_makes_no_rewrite_call_and_keeps_the_conversation_paper
         assert "Standalone question:" not in body["messages"][-1]["content"]
         return Reply(f"The multigrid method trains SlowFast 4.5x faster [{_n(body)}].")
     server.default = None
-    server.replies += [lambda body: Reply(f"The multigrid method varies mini-batch shapes [{_n(body)}]."), reply]
-    with _assistant(small_assistant, server.url, condense="offline") as assistant:
-        chat = assistant.chat()
-        chat.ask("Is there work on training video models faster with variable mini-batch shapes?")
-        answer = chat.ask("What speedup did it report?")
-    assert len(server.requests) == 2  # two answers, no rewrite
+    for condense, model in (("offline", "test-model"), ("auto", "qwen2.5-coder-0.5b")):  # auto: bundled → offline
+        server.requests.clear()
+        server.replies += [lambda body: Reply(f"The multigrid method varies mini-batch shapes [{_n(body)}]."), reply]
+        with _assistant(small_assistant, server.url, condense=condense, model=model) as assistant:
+            chat = assistant.chat()
+            chat.ask("Is there work on training video models faster with variable mini-batch shapes?")
+            answer = chat.ask("What speedup did it report?")
+        assert len(server.requests) == 2, condense  # two answers, no rewrite
     assert answer.standalone_question.startswith("What speedup did it report? (") and MULTIGRID in \
         answer.standalone_question
     assert "4.5x" in answer.text and answer.citations[0].title == MULTIGRID

@@ -149,8 +149,18 @@ class AnswerChain:
             return [], top
         if query.intent is not Intent.COMPARE:
             return judged[:1], top
-        other = second_paper(query, judged, self.store, threshold)
+        other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))
         return [judged[0]] + ([other] if other else []), top
+
+    def _judge_reworded(self, query: Query, text: str) -> list[Judged]:
+        """The papers judged for another wording of the same question (its intent and answer type kept)."""
+        if not text.strip():
+            return []
+        reworded = replace(query, question=text, standalone="", retrieval="", vector=None)
+        reworded = replace(reworded, vector=self.retriever.embed(reworded.search_text))
+        _, evidence, signals = self.gather(reworded)
+        return [j for j in judge_answers(reworded, evidence, signals)
+                if passes_number_guard(reworded, j.evidence, self.settings.answer.max_sentences)]
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         cut = list_threshold(self.settings.answer)

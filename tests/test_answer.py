@@ -82,6 +82,24 @@ def test_comparison_cites_and_quotes_both_papers(full_assistant):
     assert "[1]" in answer.text and "[2]" in answer.text
 
 
+def test_comparison_finds_a_second_paper_the_first_retrieval_missed(full_assistant, monkeypatch):
+    """The second paper is described, not named, and the whole question retrieves the first paper's neighbours; the
+    question asked again without the first paper's title words finds it. Without the re-ask it is missed."""
+    question = ("Between the time series loss function survey and the deep metric learning overview, which one "
+                "states a concrete count of the losses it covers, and what does the other say its methods rely on?")
+    both = {"A Comprehensive Survey of Regression Based Loss Functions for Time Series Forecasting",
+            "Deep Metric Learning for Computer Vision: A Brief Overview"}
+    answer = full_assistant.ask(question)
+    assert answer.intent.value == "compare" and {c.title for c in answer.citations} == both
+    assert "14 well-known regression loss functions" in answer.text
+
+    import rag.answer
+    from rag.compare import second_paper
+
+    monkeypatch.setattr(rag.answer, "second_paper", lambda *args, reask=None: second_paper(*args))
+    assert {c.title for c in full_assistant.ask(question).citations} != both
+
+
 def test_metadata_the_index_lacks_is_named(full_assistant):
     answer = full_assistant.ask("Who are the authors of Memorizing Transformers?")
     assert answer.abstained and answer.citations == ()

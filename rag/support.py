@@ -27,7 +27,7 @@ PAPER_FEATURES = (
     "support", "support_margin", "best_similarity", "coverage", "title_coverage", "rank_inverse", "dense_score",
     "bm25_rank_inverse", "title_match", "anchors_missing", "anchors_missing_share", "question_anchors",
     "unseen_anchor", "unknown_title", "number_missing", "focus", "aspect_coverage", "aspect_number",
-    "named_paper_mismatch", "asked_found", "unseen_share",
+    "named_paper_mismatch", "asked_found", "unseen_share", "dense_z", "top3_similarity_z", "coverage_z",
 )
 LIST_FEATURES = (
     "support", "best_similarity", "coverage", "title_coverage", "all_terms", "rank_inverse", "dense_score",
@@ -64,6 +64,9 @@ def named_paper_terms(question: str) -> frozenset[str]:
 
 def paper_rows(query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
     supports = [pe.support for pe in evidence]
+    dense_z = _z([pe.hit.dense_score or 0.0 for pe in evidence])
+    sim_z = _z([pe.top3_similarity for pe in evidence])
+    cov_z = _z([pe.coverage for pe in evidence])
     rows = []
     for i, pe in enumerate(evidence):
         others = [s for j, s in enumerate(supports) if j != i]
@@ -78,7 +81,7 @@ def paper_rows(query: Query, evidence: list[PaperEvidence], signals: QuestionSig
             pe.anchors_missing / max(signals.anchors, 1), signals.anchors, signals.unseen_anchor,
             signals.unknown_title, number_missing, pe.paper_id in query.focus, pe.aspect_coverage,
             pe.aspect_number if query.answer_type is AnswerType.NUMBER else pe.aspect_coverage, mismatch,
-            pe.asked_found, signals.unseen_share,
+            pe.asked_found, signals.unseen_share, dense_z[i], sim_z[i], cov_z[i],
         ])
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(PAPER_FEATURES))
 

@@ -48,6 +48,10 @@ def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     assert index.match("How does ImageNet accuracy change?") == []  # a dataset named in titles is not a paper's name
     assert index.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
     assert index.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
+    # a title written with an abbreviation the corpus defines is the title spelled out, not an unknown paper
+    assert "reinforcement learning" in index.expansions(["rl"])["rl"]
+    assert index.names_unknown_paper("What does Reward Design for RL Agents argue?") is None
+    assert index.names_unknown_paper("What does Reward Design for Chess Agents argue?") == "Reward Design for Chess Agents"
     assert "direct epistemic uncertainty prediction" in index.expansions(["deup"])["deup"]
     assert "deup" in index.abbreviations_of(["direct epistemic uncertainty prediction"])[
         "direct epistemic uncertainty prediction"]

@@ -116,7 +116,9 @@ def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
 
 _CONNECTORS = r"(?:is|are|all|you|of|the|a|an|for|with|to|in|on|and|from|by|as|at|not|do|can|via|without)"
 _CAP_WORD = r"[A-Z][\w\-']*"
-_TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CAP_WORD}|{_CONNECTORS}))+")
+# a span ends on a capitalised word: "Reward Design for RL Agents argue" is not "… Agents a(rgue)"
+# a span ends on a capitalised word: "Reward Design for RL Agents argue" is not "… Agents a(rgue)"
+_TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CONNECTORS}\s+)*{_CAP_WORD})+")
 _QUESTION_WORDS = {"what", "which", "how", "who", "why", "when", "where", "does", "do", "is", "are", "according",
                    "in", "the", "tell", "explain", "describe"}
 
@@ -164,14 +166,24 @@ class NameIndex:
             words = span.split()
             while words and words[0].casefold() in _QUESTION_WORDS:
                 words.pop(0)
-            if sum(w[:1].isupper() for w in words) < 3:
-                continue
+            if sum(w[:1].isupper() and not coined(w) for w in words) < 3:
+                continue  # a run of method names ("SmoothGrad and Integrated Gradients") is not a title
             phrase = fold(" ".join(words))
-            found = self.db.execute("SELECT 1 FROM title_words WHERE title_words MATCH ? LIMIT 1",
-                                    (f'"{phrase}"',)).fetchone()
-            if found is None:
+            if not any(self._title_holds(variant) for variant in self._spelled_out(phrase)):
                 return " ".join(words)
         return None
+
+    def _title_holds(self, phrase: str) -> bool:
+        return self.db.execute("SELECT 1 FROM title_words WHERE title_words MATCH ? LIMIT 1",
+                               (f'"{phrase}"',)).fetchone() is not None
+
+    def _spelled_out(self, phrase: str) -> list[str]:
+        """The phrase as written, then with the abbreviations the corpus defines spelled out ("Reward Design for RL
+        Agents" is the title "Reward Design for Reinforcement Learning Agents")."""
+        tokens = phrase.split()
+        longs = self.expansions(sorted(set(tokens)))
+        spelled = " ".join(longs[t][0] if t in longs else t for t in tokens)
+        return [phrase] + ([spelled] if spelled != phrase else [])
 
     def names_of(self, paper_id: str) -> list[str]:
         """The short names a paper goes by, and the abbreviations its abstract defines (folded)."""

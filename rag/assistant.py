@@ -141,5 +141,6 @@ class Assistant:
             "embedding_model": index.manifest.get("embedding_model"),
             "embedding_backend": index.manifest.get("embedding_backend", "torch"),
             "sentence_splitter": index.manifest.get("splitter", 1),
+            "terms": index.manifest.get("terms", 1),
             "backend": self.chain.backend_name,
         }

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rag.resources import checkout_root
-from rag.text import SPLITTER_VERSION
+from rag.text import SPLITTER_VERSION, TERMS_VERSION
 from rag.corpus import read_corpus
 from rag.errors import EvalFileError
 from rag.eval import (
@@ -123,7 +123,7 @@ def test_run_eval_on_small_index(tmp_path, small_assistant):
     assert report["overall"]["n"] == 3
     # what the numbers depend on besides code: the index's embedding export and the runtime's versions and CPU
     assert len(report["index"]["embedding_digest"]) == 64 and report["index"]["papers"] == small_assistant.describe()["papers"]
-    assert report["index"]["sentence_splitter"] == SPLITTER_VERSION
+    assert report["index"]["sentence_splitter"] == SPLITTER_VERSION and report["index"]["terms"] == TERMS_VERSION
     assert report["runtime"]["onnxruntime"][0].isdigit() and report["runtime"]["cpu_int8"]
     assert report["by_kind"]["fact"]["fact_hit"] == 1.0 and report["by_kind"]["followup"]["fact_hit"] == 1.0
     assert report["by_kind"]["unanswerable"]["abstention_rate"] == 1.0

@@ -40,6 +40,14 @@ def test_terms_drop_question_boilerplate():
     assert "method" in terms("a method for grokking")
 
 
+def test_british_and_american_spellings_are_one_term():
+    for british, american in (("optimisation", "optimization"), ("regularised", "regularized"), ("analyse", "analyze"),
+                              ("behavioural", "behavioral"), ("colour", "color"), ("generalising", "generalizing")):
+        assert terms(british) == terms(american), british
+    assert terms("analysis") != terms("analyse")  # a noun ending in -sis is not a British verb
+    assert terms("four hours") == ["four", "hour"]  # short words and other -our words are left alone
+
+
 def test_coverage_weighs_rare_terms_more():
     probe = Probe(vector=np.zeros(2), terms=("deep", "grokk"), weights={"deep": 0.3, "grokk": 1.5})
     assert probe.coverage({"grokk"}) > probe.coverage({"deep"}) > 0

@@ -26,6 +26,7 @@ OnToken = Callable[[str], None] | None
 LIST_POOL = 40
 COMPARE_POOL = 10
 COMPARE_SENTENCES = 3
+NAMES_POOL = 10  # the retrieved papers one of which should hold everything a one-paper question names
 FOCUS_DISCOUNT = 0.5
 # Half or more of the question's content words in no indexed abstract: off-corpus, answered by no paper and not
 # sent to an LLM. On dev it stops 6 of 80 unanswerable questions and no answerable one (the highest share among
@@ -141,6 +142,8 @@ class AnswerChain:
         judged = judge_answers(query, evidence, signals)
         judged = [j for j in judged if passes_number_guard(query, j.evidence, self.settings.answer.max_sentences)]
         threshold = answer_threshold(self.settings.answer)
+        if query.intent is not Intent.COMPARE and not query.focus and _names_apart(evidence[:NAMES_POOL]):
+            return [], judged[0] if judged else None
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
             return held[:1], held[0]  # a follow-up is about the conversation's paper while that paper bears on it
@@ -277,6 +280,14 @@ class AnswerChain:
             report = replace(fell_back(written), abstain_reason=AbstainReason.NO_SUPPORT)
             return self._abstain(base, on_token, report, written.usage)
         return self._extractive(query, chosen, base, on_token, verification=fell_back(written), usage=written.usage)
+
+
+def _names_apart(evidence: list[PaperEvidence]) -> bool:
+    """The question names things no retrieved paper holds together, though each is held by some paper ("the LoRA
+    paper's rank when adapting GPT-3": papers hold LoRA, others GPT-3): a one-paper question about a combination
+    the corpus does not have."""
+    named = frozenset().union(*(pe.anchors_held for pe in evidence)) if evidence else frozenset()
+    return len(named) >= 2 and not any(named <= pe.anchors_held for pe in evidence)
 
 
 def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Citation]]:

@@ -215,6 +215,7 @@ class PaperEvidence:
     asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a number if wanted)
     covering_share: float   # share of sentences holding at least half of the question (IDF-weighted)
     paper_terms: frozenset[str] = frozenset()
+    anchors_held: frozenset[str] = frozenset()  # the question's anchors this paper's title or abstract holds
 
     @property
     def paper_id(self) -> str:
@@ -247,6 +248,7 @@ class EvidenceSelector:
             ranked = sorted((Evidence(sentence=s, score=float(v)) for s, v in zip(paper.sentences, scores)),
                             key=lambda e: -e.score)
             folded = fold(f"{paper.title} " + " ".join(s.text for s in paper.sentences))
+            held = frozenset(a for a in question_anchors if anchor_found(a, folded, probe.equivalents))
             aspect = aspect_probe(probe, paper)
             aspects = [(aspect.coverage(s.terms), bool(_NUMBER.search(s.text))) for s in paper.sentences]
             sims = np.sort(paper.similarities(probe))[::-1]
@@ -258,12 +260,12 @@ class EvidenceSelector:
                 hit=hit, sentences=tuple(ranked), support=ranked[0].score if ranked else -10.0,
                 coverage=probe.coverage(paper.all_terms), title_coverage=probe.coverage(paper.title_terms),
                 best_similarity=float(sims[0]) if len(sims) else 0.0,
-                anchors_missing=sum(not anchor_found(a, folded, probe.equivalents) for a in question_anchors),
+                anchors_missing=len(question_anchors) - len(held),
                 aspect_coverage=max((c for c, _ in aspects), default=0.0),
                 aspect_number=max((c for c, has in aspects if has), default=0.0),
                 top3_similarity=float(sims[:3].mean()) if len(sims) else 0.0,
                 covering_share=float(np.mean(covering)) if covering else 0.0,
                 asked_found=max(stating, default=0.0) if asked_probe.terms else 1.0,
-                paper_terms=paper.all_terms))
+                paper_terms=paper.all_terms, anchors_held=held))
         out.sort(key=lambda pe: (-pe.support, pe.hit.rank))
         return out

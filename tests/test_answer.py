@@ -100,6 +100,22 @@ def test_comparison_finds_a_second_paper_the_first_retrieval_missed(full_assista
     assert {c.title for c in full_assistant.ask(question).citations} != both
 
 
+def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch):
+    """DEUP is one paper's method and GPT-3 appears in others, but no abstract holds both: a question about the
+    pair is about a combination the corpus lacks. Without the check it was answered from DEUP's abstract."""
+    from rag.types import AbstainReason
+
+    answer = full_assistant.ask("How does DEUP perform when applied to GPT-3?")
+    assert answer.abstained and not answer.citations
+    assert answer.verification.abstain_reason is AbstainReason.MISSING_NAME
+    assert not full_assistant.ask("What does DEUP predict?").abstained  # one name, held by its paper
+
+    import rag.answer
+
+    monkeypatch.setattr(rag.answer, "_names_apart", lambda evidence: False)
+    assert not full_assistant.ask("How does DEUP perform when applied to GPT-3?").abstained
+
+
 def test_metadata_the_index_lacks_is_named(full_assistant):
     answer = full_assistant.ask("Who are the authors of Memorizing Transformers?")
     assert answer.abstained and answer.citations == ()

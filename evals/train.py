@@ -292,13 +292,13 @@ def answer_rows(assistant, items):
     return np.vstack(xs), np.array(ys), np.array(groups), answerable, np.array(passes)
 
 
-def answer_draws(x, y, groups, passes, c: float = 0.5) -> list[dict]:
+def answer_draws(x, y, groups, passes) -> list[dict]:
     """Per fold draw: {question: (max P(answers) over papers passing the guard, is that paper right)}, out of fold."""
     from rag.support import PAPER_FEATURES
 
     draws = []
     for seed in range(REPEATS):
-        oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=c, seed=seed)
+        oof = out_of_fold(x, np.where(y, "yes", "no"), groups, "answers", PAPER_FEATURES, c=0.5, seed=seed)
         draw = {}
         for g in np.unique(groups):
             rows = np.flatnonzero((groups == g) & passes)

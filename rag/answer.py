@@ -139,8 +139,7 @@ class AnswerChain:
                    signals: QuestionSignals) -> tuple[list[Judged], Judged | None]:
         """The paper that answers (two for a comparison), or [] when none clears the threshold; and the best
         candidate whatever the threshold (its probability is the answer's confidence)."""
-        judged = judge_answers(query, evidence, signals)
-        judged = [j for j in judged if passes_number_guard(query, j.evidence, self.settings.answer.max_sentences)]
+        judged = self._judge(query, evidence, signals)
         threshold = answer_threshold(self.settings.answer)
         if query.intent is not Intent.COMPARE and not query.focus and _names_apart(evidence[:NAMES_POOL]):
             return [], judged[0] if judged else None
@@ -155,15 +154,17 @@ class AnswerChain:
         other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))
         return [judged[0]] + ([other] if other else []), top
 
+    def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+        """Papers by P(states the answer), those the number guard lets through."""
+        return [j for j in judge_answers(query, evidence, signals)
+                if passes_number_guard(query, j.evidence, self.settings.answer.max_sentences)]
+
     def _judge_reworded(self, query: Query, text: str) -> list[Judged]:
         """The papers judged for another wording of the same question (its intent and answer type kept)."""
         if not text.strip():
             return []
-        reworded = replace(query, question=text, standalone="", retrieval="", vector=None)
-        reworded = replace(reworded, vector=self.retriever.embed(reworded.search_text))
-        _, evidence, signals = self.gather(reworded)
-        return [j for j in judge_answers(reworded, evidence, signals)
-                if passes_number_guard(reworded, j.evidence, self.settings.answer.max_sentences)]
+        reworded = replace(query, question=text, standalone="", retrieval="", vector=self.retriever.embed(text))
+        return self._judge(reworded, *self.gather(reworded)[1:])
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         cut = list_threshold(self.settings.answer)

@@ -25,7 +25,12 @@ PROBABILITY_WEIGHT = 2.0
 def residual_question(question: str, first_title: str) -> str:
     """The question without the words of the first paper's title: what it asks about the other paper."""
     drop = set(terms(first_title))
-    return " ".join(w for w in re.findall(r"\S+", question) if not (terms(w) and set(terms(w)) <= drop))
+    kept = []
+    for word in re.findall(r"\S+", question):
+        word_terms = set(terms(word))
+        if not word_terms or not word_terms <= drop:
+            kept.append(word)
+    return " ".join(kept)
 
 
 def second_paper(query: Query, judged: list[Judged], store, threshold: float,

@@ -107,6 +107,7 @@ TERMS_VERSION = 2
 _BRITISH = re.compile(r"(?<=\w\w)(?:is(?=(?:e|ed|es|ing|ation|ations|er|ers|able)$)|ys(?=(?:e|ed|es|ing|er|ers)$)|"
                       r"(?<=i)our(?=(?:s|al|ally)?$))")
 _BRITISH_OUR = re.compile(r"^(colo|favo|labo|neighbo|humo|hono|flavo|rumo|vapo|harbo|endeavo|armo)ur")
+_AMERICAN = {"is": "iz", "ys": "yz", "our": "or"}
 
 
 @lru_cache(maxsize=65536)
@@ -115,7 +116,7 @@ def _american(word: str) -> str:
     if len(word) < 5:
         return word
     word = _BRITISH_OUR.sub(r"\1r", word)
-    return _BRITISH.sub(lambda m: {"is": "iz", "ys": "yz", "our": "or"}[m.group()], word)
+    return _BRITISH.sub(lambda m: _AMERICAN[m.group()], word)
 
 
 def terms(text: str, *, question: bool = False) -> list[str]:

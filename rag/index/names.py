@@ -117,7 +117,6 @@ def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
 _CONNECTORS = r"(?:is|are|all|you|of|the|a|an|for|with|to|in|on|and|from|by|as|at|not|do|can|via|without)"
 _CAP_WORD = r"[A-Z][\w\-']*"
 # a span ends on a capitalised word: "Reward Design for RL Agents argue" is not "… Agents a(rgue)"
-# a span ends on a capitalised word: "Reward Design for RL Agents argue" is not "… Agents a(rgue)"
 _TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CONNECTORS}\s+)*{_CAP_WORD})+")
 _QUESTION_WORDS = {"what", "which", "how", "who", "why", "when", "where", "does", "do", "is", "are", "according",
                    "in", "the", "tell", "explain", "describe"}

@@ -13,8 +13,9 @@ _ABBREVIATIONS = {
     "sec", "ref", "refs", "inc", "ltd", "mr", "ms", "st", "vol", "pp", "ca", "est", "viz", "w.r.t", "a.k.a",
 }
 # Stored sentence spans depend on the splitter: the index manifest records this, and an index split by another
-# version is refused (1: first; 2: curly quotes open and close sentences; 3: no split inside a curly-quoted span).
-SPLITTER_VERSION = 3
+# version is refused (1: first; 2: curly quotes open and close sentences; 3: no split inside a curly-quoted span;
+# 4: an abbreviation after an opening bracket or quote, "(e.g. MMLU, GSM8k)", does not end a sentence).
+SPLITTER_VERSION = 4
 # A sentence may end inside quotes or brackets and the next may open with one, straight or curly: the answers
 # quote titles as “Title”, and models copy that ("… them. “On the interaction …” examines …").
 _BOUNDARY = re.compile(r"[.!?](?:[\"')\]”’]*)\s+(?=[\"'(\[“‘]?[A-Z0-9])")
@@ -34,7 +35,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     for match in _BOUNDARY.finditer(text):
         end = match.start() + 1
         before = text[start:end].rstrip(".!?\"')]”’")
-        last = before.rsplit(None, 1)[-1].casefold() if before.split() else ""
+        last = before.rsplit(None, 1)[-1].casefold().lstrip("([\"'“‘") if before.split() else ""
         if last.rstrip(".") in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
             continue
         if _inside_quote(text, start, match):

@@ -6,10 +6,12 @@ from rag.text import split_sentences, terms
 
 def test_sentence_split_keeps_abbreviations_and_decimals_together():
     text = ("We train e.g. ResNets et al. on data. The method is 4.5x faster (wall-clock time). "
-            "Fig. 2 shows it. Results hold, i.e. always! Is it? Yes.")
+            "Fig. 2 shows it. Results hold, i.e. always! Is it? Yes. Metrics (e.g. MMLU, GSM8k) and "
+            "\u201ccf. Smith\u201d agree.")
     sentences = [text[s:e] for s, e in split_sentences(text)]
     assert sentences == ["We train e.g. ResNets et al. on data.", "The method is 4.5x faster (wall-clock time).",
-                         "Fig. 2 shows it.", "Results hold, i.e. always!", "Is it?", "Yes."]
+                         "Fig. 2 shows it.", "Results hold, i.e. always!", "Is it?", "Yes.",
+                         "Metrics (e.g. MMLU, GSM8k) and \u201ccf. Smith\u201d agree."]
 
 
 def test_sentence_split_at_curly_quotes():

@@ -142,5 +142,6 @@ class Assistant:
             "embedding_backend": index.manifest.get("embedding_backend", "torch"),
             "sentence_splitter": index.manifest.get("splitter", 1),
             "terms": index.manifest.get("terms", 1),
+            "names": index.manifest.get("names", 1),
             "backend": self.chain.backend_name,
         }

@@ -64,6 +64,15 @@ def test_abbreviation_definitions_are_found():
     assert ("gnn", "graph neural networks") in found
     assert ("vit", "vision transformers") in found
     assert not any(short == "abc" for short, _ in found)
+    # the short form first, and "…, or SHORT for short"; a parenthesis that is not exactly the long form, a named
+    # method ("called SharpeRatio") and a long form holding the short itself are not definitions
+    other_ways = names.abbreviations(
+        "FIND (Function INterpretation and Description) is a suite. A method based on Leave-One-Out "
+        "K-Nearest-Neighbor, or LOOK for short. Models like GPT (a strong baseline) and a metric, called SharpeRatio, "
+        "in either OOD generalization or OOD detection.")
+    assert ("find", "function interpretation and description") in other_ways
+    assert ("look", "leave one out k nearest neighbor") in other_ways
+    assert {short for short, _ in other_ways} == {"find", "look"}
 
 
 def test_bm25_search_equals_bm25s_retrieval(small_assistant, papers_by_title):

@@ -8,13 +8,14 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import IndexCorruptError, IndexMismatchError
 from ..text import SPLITTER_VERSION, TERMS_VERSION
+from .names import NAMES_VERSION
 
 MANIFEST = "manifest.json"
 # 2: sentences stored with their vectors and terms, chunks are sentence windows, names/IDF persisted at ingest.
 SCHEMA_VERSION = 2
 REBUILD_HINT = "rebuild it with `rag ingest --rebuild` (this deletes only the index directory, never your source files)"
 # Manifest keys added later, with the value every index written before them had.
-_LEGACY = {"embedding_backend": "torch", "schema": 1, "splitter": 1, "terms": 1}
+_LEGACY = {"embedding_backend": "torch", "schema": 1, "splitter": 1, "terms": 1, "names": 1}
 
 
 def build_signature(settings: Settings) -> dict:
@@ -27,13 +28,14 @@ def build_signature(settings: Settings) -> dict:
         "overlap_tokens": settings.chunking.overlap_tokens,
         "splitter": SPLITTER_VERSION,
         "terms": TERMS_VERSION,
+        "names": NAMES_VERSION,
     }
 
 
 def _describe(sig: dict) -> str:
     return (f"embedding model {sig.get('embedding_model')!r} on {sig.get('embedding_backend')!r}, chunks of "
             f"{sig.get('chunk_tokens')} tokens with {sig.get('overlap_tokens')} overlap, sentence splitter "
-            f"v{sig.get('splitter')}, terms v{sig.get('terms')} (schema {sig.get('schema')})")
+            f"v{sig.get('splitter')}, terms v{sig.get('terms')}, names v{sig.get('names')} (schema {sig.get('schema')})")
 
 
 class Manifest:

@@ -32,6 +32,14 @@ _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _INTRODUCES = re.compile(r"\b(propose|proposes|introduce|introduces|present|presents|call|called|name|named|dub|dubbed|"
                          r"term|termed|release|releases)\b", re.IGNORECASE)
 _PAREN_SHORT = re.compile(r"\(([A-Za-z][A-Za-z0-9\-+]{1,14})\)")
+# "FIND (Function INterpretation and Description)": the short form first, the parentheses holding exactly its long form
+_SHORT_FIRST = re.compile(r"\b([A-Za-z][A-Za-z0-9\-+]{1,14})\s+\(([A-Za-z][^()]{4,80})\)")
+# "Leave-One-Out K-Nearest-Neighbor, or LOOK for short", "…, abbreviated as ABC", "…, dubbed LeBeD"
+_SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|termed|dubbed|namely)\s+"
+                          r"([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
+# What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
+# form)" and "long form, or SHORT for short".
+NAMES_VERSION = 2
 
 
 def short_names(paper: Paper) -> set[str]:
@@ -73,16 +81,27 @@ def _long_form(short: str, before: str) -> str | None:
 
 
 def abbreviations(text: str) -> set[tuple[str, str]]:
-    """(short, long) pairs a text defines, folded: {("rlhf", "reinforcement learning from human feedback")}."""
+    """(short, long) pairs a text defines, folded: {("rlhf", "reinforcement learning from human feedback")}.
+    Three ways of writing it, each checked by the letters rule: "long (SHORT)", "SHORT (long)", and "long, or
+    SHORT for short" (there the short form must be mostly capitals: "called SharpeRatio" names, not abbreviates)."""
     found = set()
-    for match in _PAREN_SHORT.finditer(text):
-        short = match.group(1)
-        if sum(c.isupper() for c in short) < 2:
-            continue
-        before = text[: match.start()].rsplit(".", 1)[-1]
+
+    def add(short: str, before: str, whole: bool = False) -> None:
         long = _long_form(short, before)
-        if long:
+        if long and (not whole or long == before.strip()) and fold(short) not in fold(long).split():
             found.add((fold(singular(short)), fold(long)))
+
+    for match in _PAREN_SHORT.finditer(text):
+        if sum(c.isupper() for c in match.group(1)) >= 2:
+            add(match.group(1), text[: match.start()].rsplit(".", 1)[-1])
+    for match in _SHORT_FIRST.finditer(text):
+        if sum(c.isupper() for c in match.group(1)) >= 2:
+            add(match.group(1), match.group(2), whole=True)
+    for match in _SHORT_AFTER.finditer(text):
+        short = match.group(1)
+        letters = [c for c in short if c.isalpha()]
+        if sum(c.isupper() for c in letters) >= max(2, len(letters) / 2):
+            add(short, text[: match.start()].rsplit(".", 1)[-1])
     return found
 
 

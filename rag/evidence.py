@@ -109,7 +109,7 @@ def load_sentences(store, papers) -> dict[str, PaperSentences]:
 
 # ---- what the question names ---------------------------------------------------------------------------------
 _DEFINES = re.compile(r"\b(we (propose|introduce|present|develop|call|name|dub|term)|(is|are) an? |called|named|dubbed|"
-                      r"termed|refers? to|stands? for)\b|\(\w+\)", re.IGNORECASE)
+                      r"termed|refers? to|stands? for)\b|\([\w\-]+\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(r"https?://|github|\bcode (is|and \w+ are) (publicly |freely )?(available|released)|"
                           r"\bavailable at\b|\bopen[- ]source[sd]?\b.{0,30}\b(code|implementation)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
@@ -183,8 +183,10 @@ def sentence_features(query: Query, probe: Probe, paper: PaperSentences, questio
         text = sentence.text
         has_number = bool(_NUMBER.search(text))
         has_name = any(fold(t) not in asked_names for t in name_tokens(text))
-        defines = bool(_DEFINES.search(text)) and (not asked_names or any(
-            f" {a} " in f" {fold(text)} " for a in asked_names))
+        # a defining phrase about an asked name, or the sentence spelling out an asked abbreviation (both forms)
+        defines = (bool(_DEFINES.search(text)) and (not asked_names or any(
+            f" {a} " in f" {fold(text)} " for a in asked_names))) or any(
+            a <= sentence.terms and b <= sentence.terms for a, b in equivalents)
         anchored = sum(anchor_found(a, fold(text), equivalents) for a in question_anchors)
         rows.append([
             sim, probe.coverage(sentence.terms | paper.title_terms), probe.coverage(sentence.terms),

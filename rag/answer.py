@@ -25,7 +25,6 @@ from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField,
 OnToken = Callable[[str], None] | None
 LIST_POOL = 40
 COMPARE_POOL = 10
-COMPARE_SENTENCES = 3
 NAMES_POOL = 10  # the retrieved papers one of which should hold everything a one-paper question names
 FOCUS_DISCOUNT = 0.5
 # Half or more of the question's content words in no indexed abstract: off-corpus, answered by no paper and not
@@ -229,7 +228,7 @@ class AnswerChain:
         if query.intent is Intent.LIST:
             text, citations = _list_answer(papers)
         elif len(papers) == 2:
-            text, citations = _compare_answer(query, papers)
+            text, citations = _compare_answer(query, papers, self.settings.answer.compare_sentences)
         else:
             text, citations = _single_answer(papers[0], self.settings.answer.max_sentences)
         if on_token:
@@ -309,13 +308,13 @@ def _list_answer(papers: list[PaperEvidence]) -> tuple[str, list[Citation]]:
     return "\n".join(lines), citations
 
 
-def _compare_answer(query: Query, papers: list[PaperEvidence]) -> tuple[str, list[Citation]]:
+def _compare_answer(query: Query, papers: list[PaperEvidence], per_paper: int) -> tuple[str, list[Citation]]:
     """Each paper's own fact, quoted and cited, then a comparison only when the two facts are comparable."""
     parts, citations = [], []
     for n, pe in enumerate(papers, 1):
         best = pe.sentences[0]
         citations.append(Citation(number=n, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=best.text))
-        quoted = sorted(pe.sentences[:COMPARE_SENTENCES], key=lambda e: e.start)
+        quoted = sorted(pe.sentences[:per_paper], key=lambda e: e.start)
         body = " ".join(attach_marker(defang(e.text), f"[{n}]") for e in quoted)
         parts.append(f"\u201c{defang(pe.hit.paper.title)}\u201d [{n}]: {body}")
     conclusion = compare_sentence(query, [(pe.hit.paper.title, pe.sentences[0].text) for pe in papers])

@@ -80,6 +80,12 @@ def test_comparison_cites_and_quotes_both_papers(full_assistant):
     assert "A Multigrid Method for Efficiently Training Video Models" in titles
     assert "AutoLRS: Automatic Learning-Rate Schedule by Bayesian Optimization on the Fly" in titles
     assert "[1]" in answer.text and "[2]" in answer.text
+    # each side quotes answer.compare_sentences of its own sentences, each cited to its own paper only
+    per_side = full_assistant.settings.answer.compare_sentences
+    sides = answer.text.split("\n")[:2]
+    for n, side in enumerate(sides, 1):
+        other = 3 - n
+        assert side.count(f"[{n}]") == 1 + per_side and f"[{other}]" not in side
 
 
 def test_comparison_finds_a_second_paper_the_first_retrieval_missed(full_assistant, monkeypatch):

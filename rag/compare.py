@@ -12,7 +12,7 @@ from typing import Callable
 
 from .citations import measures
 from .support import Judged
-from .text import terms
+from .text import fold, terms
 from .types import Query
 
 RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that the first paper does not
@@ -22,14 +22,18 @@ RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that 
 PROBABILITY_WEIGHT = 2.0
 
 
-def residual_question(question: str, first_title: str) -> str:
-    """The question without the words of the first paper's title: what it asks about the other paper."""
-    drop = set(terms(first_title))
+def residual_question(question: str, first_title: str, first_names: list[str] = ()) -> str:
+    """The question without the words that name the first paper (its title's words, written joined or hyphenated,
+    and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper."""
+    drop = set(terms(first_title)).union(*(terms(n) for n in first_names))
+    joined = {w.replace("-", "") for w in first_title.casefold().split()} | {
+        fold(n).replace(" ", "") for n in first_names}
     kept = []
     for word in re.findall(r"\S+", question):
         word_terms = set(terms(word))
-        if not word_terms or not word_terms <= drop:
-            kept.append(word)
+        if word_terms and (word_terms <= drop or fold(word).replace(" ", "") in joined):
+            continue
+        kept.append(word)
     return " ".join(kept)
 
 
@@ -48,7 +52,8 @@ def second_paper(query: Query, judged: list[Judged], store, threshold: float,
     residual = q_terms - first.evidence.paper_terms
     share = sum(weights[t] for t in residual) / total
     if reask is not None and share >= RESIDUAL_MIN_SHARE:  # the question asks about something the first paper lacks
-        again = [j for j in reask(residual_question(query.asked, first.evidence.hit.paper.title))
+        paper = first.evidence.hit.paper
+        again = [j for j in reask(residual_question(query.asked, paper.title, store.names.names_of(paper.id)))
                  if j.evidence.paper_id != first.evidence.paper_id]
         if again and again[0].probability >= threshold / 2:
             return again[0]

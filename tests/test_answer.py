@@ -106,6 +106,17 @@ def test_comparison_finds_a_second_paper_the_first_retrieval_missed(full_assista
     assert {c.title for c in full_assistant.ask(question).citations} != both
 
 
+def test_residual_question_drops_every_way_the_first_paper_is_named():
+    """The re-asked question keeps what is asked of the other paper and nothing naming the first: its title words
+    hyphenated or joined ("pre-training" / "pretraining") and its short name ("LOOK")."""
+    from rag.compare import residual_question
+
+    question = "What dataset does the LOOK pretraining paper use, and what risk is the continual learning benchmark about?"
+    residual = residual_question(question, "Rethinking Supervised Pre-training for Better Downstream Transferring",
+                                 ["look"])
+    assert residual == "What dataset does the paper use, and what risk is the continual learning benchmark about?"
+
+
 def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch):
     """DEUP is one paper's method and GPT-3 appears in others, but no abstract holds both: a question about the
     pair is about a combination the corpus lacks. Without the check it was answered from DEUP's abstract."""

@@ -46,6 +46,11 @@ def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     deup = papers_by_title["DEUP: Direct Epistemic Uncertainty Prediction"].id
     assert index.match("what is deup?") == [deup]
     assert index.match("How does ImageNet accuracy change?") == []  # a dataset named in titles is not a paper's name
+    # a title's opening words written as a title name the paper when no other title opens with them; written
+    # in lower case they are just words
+    spec = papers_by_title["Effective Reward Specification in Deep Reinforcement Learning"].id
+    assert index.match("What does Effective Reward Specification target?") == [spec]
+    assert index.match("what does effective reward specification target?") == []
     assert index.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
     assert index.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
     # a title written with an abbreviation the corpus defines is the title spelled out, not an unknown paper

@@ -141,6 +141,18 @@ _QUESTION_WORDS = {"what", "which", "how", "who", "why", "when", "where", "does"
                    "in", "the", "tell", "explain", "describe"}
 
 
+def _capitalised_heads(question: str) -> set[str]:
+    """Runs of HEAD_WORDS words written as a title would be (capitalised, connectors apart), folded."""
+    tokens = _WORD.findall(question)
+    heads = set()
+    for i in range(len(tokens) - HEAD_WORDS + 1):
+        run = tokens[i:i + HEAD_WORDS]
+        if run[0][:1].isupper() and run[-1][:1].isupper() and run[0].casefold() not in _QUESTION_WORDS and all(
+                w[:1].isupper() or re.fullmatch(_CONNECTORS, w) for w in run):
+            heads.add(fold(" ".join(run)))
+    return heads
+
+
 class NameIndex:
     """Lookups over the stored names. Thread-safe as long as the connection is (SQLite serialises)."""
 
@@ -153,8 +165,15 @@ class NameIndex:
         words = folded.split()
         heads = sorted({" ".join(words[i : i + n]) for n in range(1, HEAD_WORDS + 1) for i in range(len(words) - n + 1)})
         hits: list[str] = []
-        for title, pid in self._select("SELECT folded, paper_id FROM titles WHERE head IN ({})", heads):
-            if title in folded and pid not in hits:
+        rows = self._select("SELECT folded, paper_id, head FROM titles WHERE head IN ({})", heads)
+        written = _capitalised_heads(question)
+        by_head: dict[str, set[str]] = {}
+        for _, pid, head in rows:
+            by_head.setdefault(head, set()).add(pid)
+        for title, pid, head in rows:
+            # the whole title, or its first words written as a title ("Effective Reward Specification") when no
+            # other paper's title opens with them
+            if (title in folded or (head in written and len(by_head[head]) == 1)) and pid not in hits:
                 hits.append(pid)
         candidates = {w.casefold() for w in _WORD.findall(question)}
         candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}

@@ -68,6 +68,7 @@ def test_abbreviation_definitions_are_found():
     assert ("rlhf", "reinforcement learning from human feedback") in found
     assert ("gnn", "graph neural networks") in found
     assert ("vit", "vision transformers") in found
+    assert ("ood", "out of distribution") in names.abbreviations("Detecting out-of-distribution (OOD) inputs.")
     assert not any(short == "abc" for short, _ in found)
     # the short form first, and "…, or SHORT for short"; a parenthesis that is not exactly the long form, a named
     # method ("called SharpeRatio") and a long form holding the short itself are not definitions

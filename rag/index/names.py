@@ -38,8 +38,8 @@ _SHORT_FIRST = re.compile(r"\b([A-Za-z][A-Za-z0-9\-+]{1,14})\s+\(([A-Za-z][^()]{
 _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|termed|dubbed|namely)\s+"
                           r"([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
 # What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
-# form)" and "long form, or SHORT for short".
-NAMES_VERSION = 2
+# form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts.
+NAMES_VERSION = 3
 
 
 def short_names(paper: Paper) -> set[str]:
@@ -77,7 +77,7 @@ def _long_form(short: str, before: str) -> str | None:
         s -= 1
     start = text.rfind(" ", 0, pos + 1) + 1
     long = text[start:]
-    return long if len(long.split()) >= 2 else None
+    return long if len(re.split(r"[\s\-]+", long)) >= 2 else None  # "out-of-distribution (OOD)" too
 
 
 def abbreviations(text: str) -> set[tuple[str, str]]:

@@ -29,6 +29,10 @@ CONTRIBUTION_MIN = 0.15
 # citing one right and one unrelated paper) as the fewest wrong partners plus lost correct sentences on a grid:
 # any added term let 14 of 36 wrong partners through, 0.10 lets 3; comparison sentences kept 39 → 37 of 48.
 ADDS_MIN = 0.10
+# A connective ("Both fight forgetting with sparse activations rather than new machinery.") states no figure and no
+# comparison and cites only papers earlier sentences of the same answer verified; it is kept when it restates those
+# sentences (relevance() against them) at least this much. Chosen on dev (evals/reference_llm.py).
+CONNECTIVE_MIN = 0.40
 
 
 def defang(text: str) -> str:
@@ -179,6 +183,7 @@ class Verifier:
         self.reattributed = 0
         self.model_refused = False
         self.kept: list[str] = []
+        self._said: dict[str, list[tuple[np.ndarray, frozenset[str]]]] = {}  # verified claims (vector, terms) by paper
 
     def support(self, probe, paper: Paper) -> _Support:
         """The paper's sentence that best supports the probe (meaning and words; figures are checked apart)."""
@@ -211,13 +216,16 @@ class Verifier:
         self.dropped_citations += len(cited_numbers) - len([n for n in cited_numbers if n in self.numbered])
         probe = make_probe(self.store, self.embedder.encode_one(claim), claim, question=False)
         papers = {p.id: p for p in self.numbered.values()}
-        kept = self._supported(claim, probe, [papers[pid] for pid in valid]) or self._comparison(claim, valid)
+        kept = (self._supported(claim, probe, [papers[pid] for pid in valid]) or self._comparison(claim, valid)
+                or self._connective(claim, probe, valid))
         self.dropped_citations += len(set(valid) - {pid for pid, _ in kept})
         if not kept:
             kept = self._reattributed(claim, probe, [p for pid, p in papers.items() if pid not in valid])
         if not kept:
             self.removed_sentences += 1
             return None
+        for pid, _ in kept:
+            self._said.setdefault(pid, []).append((probe.vector, frozenset(probe.terms)))
         return self._render(claim, kept)
 
     def _supported(self, claim: str, probe, cited: list[Paper]) -> list[tuple[str, str]]:
@@ -259,6 +267,15 @@ class Verifier:
             winner = self._subject(claim, cited)
             consistent = winner is not None and winner == _extreme(ranges, minimising)
         return [(pid, self.quotes.get(pid, "")) for pid in cited] if consistent else []
+
+    def _connective(self, claim: str, probe, cited: list[str]) -> list[tuple[str, str]]:
+        """A sentence tying together what this answer already verified for each paper it cites."""
+        if len(cited) < 2 or figures(claim) or _COMPARATIVE.search(claim) or not all(pid in self._said for pid in cited):
+            return []
+        said = [item for pid in cited for item in self._said[pid]]
+        similarity = max(float(vector @ probe.vector) for vector, _ in said)
+        score = relevance(similarity, probe.coverage(frozenset().union(*(t for _, t in said))))
+        return [(pid, self.quotes.get(pid, "")) for pid in cited] if score >= CONNECTIVE_MIN else []
 
     def _comparable(self, claim: str, cited: list[str]) -> dict[str, tuple[float, float]] | None:
         """Each paper's verified figure as a (low, high) range in the one unit they share (the claim's own unit

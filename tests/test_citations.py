@@ -118,3 +118,25 @@ def test_a_streamed_quoted_title_with_a_question_mark_stays_one_sentence(verifie
 def test_a_quote_never_closed_holds_the_stream_then_splits_as_usual(verifier):
     text = "The multigrid method, “fast, is 4.5x faster [1]. Paris is the capital of France [2]. Done"
     assert streamed(verifier, text, 4) == "The multigrid method, “fast, is 4.5x faster [1]."
+
+
+@pytest.fixture()
+def two_grokking(small_assistant, papers_by_title):
+    numbered = {1: papers_by_title["Grokfast: Accelerated Grokking by Amplifying Slow Gradients"],
+                2: papers_by_title["Grokking at the Edge of Numerical Stability"],
+                3: papers_by_title["Memorizing Transformers"]}
+    return Verifier(numbered, small_assistant.embedder, small_assistant.index.store)
+
+
+def test_a_connective_over_verified_sentences_is_kept_and_a_foreign_one_is_not(two_grokking):
+    """A sentence tying together what the answer verified for each paper it cites ("Both …", "one …, the other …")
+    is supported by no abstract sentence; it is kept when it restates those verified sentences, never when it
+    cites a paper the answer has verified nothing for, and never when it says something else."""
+    v = two_grokking
+    assert v.add("Grokfast accelerates grokking by amplifying the slow-varying components of the gradients [1].")
+    assert v.add("The other paper argues that grokking tasks without regularization push models to the edge of "
+                 "numerical stability, causing Softmax Collapse [2].")
+    connective = "One speeds grokking up with a filter on gradients, while the other removes the need for regularization"
+    assert v.add(f"{connective} [1][2].") == f"{connective} [1][2]."
+    assert v.add(f"{connective} [1][3].") is None  # nothing about source 3 was verified in this answer
+    assert v.add("Both papers train recurrent networks on protein folding with reinforcement learning [1][2].") is None

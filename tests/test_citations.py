@@ -140,3 +140,10 @@ def test_a_connective_over_verified_sentences_is_kept_and_a_foreign_one_is_not(t
     assert v.add(f"{connective} [1][2].") == f"{connective} [1][2]."
     assert v.add(f"{connective} [1][3].") is None  # nothing about source 3 was verified in this answer
     assert v.add("Both papers train recurrent networks on protein folding with reinforcement learning [1][2].") is None
+
+
+def test_a_partner_that_adds_only_common_words_does_not_join_a_synthesis(two_grokking):
+    """Memorizing Transformers' "up to 262K tokens" holds the claim's "up", a word a tenth of the abstracts use: it
+    adds nothing the claim states, so the sentence is not kept as a synthesis of it with Grokfast."""
+    claim = "Both papers study grokking, one speeding it up and one explaining it"
+    assert two_grokking.add(f"{claim} [1][3].") is None

@@ -51,6 +51,12 @@ def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     spec = papers_by_title["Effective Reward Specification in Deep Reinforcement Learning"].id
     assert index.match("What does Effective Reward Specification target?") == [spec]
     assert index.match("what does effective reward specification target?") == []
+    # an abbreviation one paper defines names it (FIND, though "find" is a common word); one that a few papers
+    # define but many write (AI) names none
+    find = papers_by_title["A Function Interpretation Benchmark for Evaluating Interpretability Methods"].id
+    assert index.papers_defining("What does FIND stand for?") == [find]
+    assert db.execute("SELECT COUNT(*) FROM aliases WHERE short = 'ai'").fetchone()[0] >= 1
+    assert index.papers_defining("How can AI help with this?") == []
     assert index.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
     assert index.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
     # a title written with an abbreviation the corpus defines is the title spelled out, not an unknown paper

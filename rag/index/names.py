@@ -26,6 +26,8 @@ CREATE TABLE IF NOT EXISTS aliases (short TEXT NOT NULL, long TEXT NOT NULL, pap
     PRIMARY KEY (short, long, paper_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS aliases_by_long ON aliases (long);
 CREATE INDEX IF NOT EXISTS aliases_by_paper ON aliases (paper_id);
+CREATE TABLE IF NOT EXISTS capitals (token TEXT NOT NULL, paper_id TEXT NOT NULL, PRIMARY KEY (token, paper_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS capitals_by_paper ON capitals (paper_id);
 """
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -38,8 +40,9 @@ _SHORT_FIRST = re.compile(r"\b([A-Za-z][A-Za-z0-9\-+]{1,14})\s+\(([A-Za-z][^()]{
 _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|termed|dubbed|namely)\s+"
                           r"([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
 # What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
-# form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts.
-NAMES_VERSION = 3
+# form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts; 4: the
+# abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper.
+NAMES_VERSION = 4
 
 
 def short_names(paper: Paper) -> set[str]:
@@ -117,14 +120,17 @@ def name_rows(paper: Paper) -> dict[str, list[tuple]]:
                                     "title_words": [(folded, paper.id)], "aliases": []}
     if len(folded) >= MIN_TITLE_CHARS:
         rows["titles"].append((paper.id, " ".join(folded.split()[:HEAD_WORDS]), folded))
-    rows["aliases"] = [(s, l, paper.id) for s, l in abbreviations(f"{paper.title}. {paper.abstract}")]
+    text = f"{paper.title}. {paper.abstract}"
+    rows["aliases"] = [(s, l, paper.id) for s, l in abbreviations(text)]
+    rows["capitals"] = [(t, paper.id) for t in sorted({fold(singular(w)) for w in _WORD.findall(text)
+                                                       if sum(c.isupper() for c in w) >= 2})]
     return rows
 
 
 def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
     """Replace the name rows of these papers (inside the caller's transaction)."""
     ids = [(p.id,) for p in papers]
-    for table in ("names", "titles", "title_words", "aliases"):
+    for table in ("names", "titles", "title_words", "aliases", "capitals"):
         db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", ids)
     for paper in papers:
         for table, rows in name_rows(paper).items():
@@ -186,10 +192,13 @@ class NameIndex:
         """Papers whose abstract defines an abbreviation the question uses as one ("What is GOAT?" → the paper
         that writes "Generalizable Offline goAl-condiTioned RL (GOAT)"). Only tokens written with two or more
         capitals count, so the plain word "find" never names the FIND paper; an abbreviation defined by more
-        than MAX_PAPERS_PER_NAME abstracts (RL, LLM) names none."""
+        than MAX_PAPERS_PER_NAME abstracts (RL, LLM), or written by more (AI, GP, ReLU: defined by a few,
+        used by many), names none."""
         shorts = sorted({fold(singular(w)) for w in _WORD.findall(question) if sum(c.isupper() for c in w) >= 2})
+        shared = {t for t, n in self._select("SELECT token, COUNT(*) FROM capitals WHERE token IN ({}) GROUP BY token",
+                                             shorts) if n > MAX_PAPERS_PER_NAME}
         return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
-                                         "ORDER BY short, paper_id", shorts))
+                                         "ORDER BY short, paper_id", [s for s in shorts if s not in shared]))
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""

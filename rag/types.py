@@ -206,6 +206,7 @@ class AbstainReason(str, Enum):
     UNKNOWN_PAPER = "the question names a paper that is not in the index"
     NO_NUMBER = "the question asks for a number and the best passages hold none"
     MISSING_NAME = "a name the question asks about is in none of the supporting papers"
+    NAMES_APART = "no paper holds the names the question asks about together"
     NO_METADATA = "the index holds no such metadata for these papers"
     MODEL_REFUSED = "the model found no answer in the sources"
     OFF_CORPUS = "most of the question's words occur in no indexed abstract"

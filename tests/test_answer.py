@@ -124,7 +124,7 @@ def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch)
 
     answer = full_assistant.ask("How does DEUP perform when applied to GPT-3?")
     assert answer.abstained and not answer.citations
-    assert answer.verification.abstain_reason is AbstainReason.MISSING_NAME
+    assert answer.verification.abstain_reason is AbstainReason.NAMES_APART
     assert not full_assistant.ask("What does DEUP predict?").abstained  # one name, held by its paper
 
     import rag.answer

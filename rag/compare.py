@@ -8,7 +8,7 @@ comparison), else the pooled paper that best holds what the first paper lacks wh
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 from .citations import measures
 from .support import Judged
@@ -22,7 +22,7 @@ RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that 
 PROBABILITY_WEIGHT = 2.0
 
 
-def residual_question(question: str, first_title: str, first_names: list[str] = ()) -> str:
+def residual_question(question: str, first_title: str, first_names: Sequence[str] = ()) -> str:
     """The question without the words that name the first paper (its title's words, written joined or hyphenated,
     and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper."""
     drop = set(terms(first_title)).union(*(terms(n) for n in first_names))

@@ -109,33 +109,20 @@ def test_other_settings_and_old_layouts_are_refused(small_assistant, tmp_path):
     assert "chunks of 256 tokens" in message and "chunks of 128 tokens" in message and "rag ingest --rebuild" in message
     with pytest.raises(IndexMismatchError, match="embedding model '/some/other/model'"):
         Index.open(built.with_overrides(embedding={"model": "/some/other/model"}))
-    # An index written before sentences were stored (schema 1, no "schema" key) is refused with the hint.
+    # An index written before a version was recorded (no key: the first version) is refused, naming both versions
+    # and the hint: schema 1 stored no sentences; splitter v1 spans would not match what the verifier splits now;
+    # terms v1 counted British spellings apart; names v1 held only "long form (SHORT)" abbreviations.
     old = tmp_path / "old"
     old.mkdir()
-    manifest = json.loads((built.index.dir / "manifest.json").read_text())
-    manifest.pop("schema")
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=r"schema 1.*schema 2.*rag ingest --rebuild"):
-        Index.open(built.with_overrides(index={"dir": str(old)}))
-    # Sentences stored by an earlier splitter (no "splitter" key: the first one) would not match the text the
-    # verifier splits now: refused too, naming both versions.
-    manifest = json.loads((built.index.dir / "manifest.json").read_text())
-    manifest.pop("splitter")
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=rf"splitter v1,.*splitter v{SPLITTER_VERSION},"):
-        Index.open(built.with_overrides(index={"dir": str(old)}))
-    # Term statistics counted by the first tokenizer (British spellings apart) would not match the question's terms.
-    manifest = json.loads((built.index.dir / "manifest.json").read_text())
-    manifest.pop("terms")
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=rf"terms v1,.*terms v{TERMS_VERSION},"):
-        Index.open(built.with_overrides(index={"dir": str(old)}))
-    # Names tables that hold only "long form (SHORT)" lack the abbreviations written the other ways round.
-    manifest = json.loads((built.index.dir / "manifest.json").read_text())
-    manifest.pop("names")
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IndexMismatchError, match=rf"names v1 .*names v{NAMES_VERSION} "):
-        Index.open(built.with_overrides(index={"dir": str(old)}))
+    for key, expected in (("schema", r"schema 1.*schema 2.*rag ingest --rebuild"),
+                          ("splitter", rf"splitter v1,.*splitter v{SPLITTER_VERSION},"),
+                          ("terms", rf"terms v1,.*terms v{TERMS_VERSION},"),
+                          ("names", rf"names v1 .*names v{NAMES_VERSION} ")):
+        manifest = json.loads((built.index.dir / "manifest.json").read_text())
+        manifest.pop(key)
+        (old / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(IndexMismatchError, match=expected):
+            Index.open(built.with_overrides(index={"dir": str(old)}))
 
 
 def test_missing_and_corrupt_index_say_how_to_rebuild(tmp_path, small_corpus):

@@ -140,7 +140,7 @@ class AnswerChain:
         candidate whatever the threshold (its probability is the answer's confidence)."""
         judged = self._judge(query, evidence, signals)
         threshold = answer_threshold(self.settings.answer)
-        if self._names_apart(query, evidence):
+        if _names_apart(query, evidence):
             return [], judged[0] if judged else None
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
@@ -152,11 +152,6 @@ class AnswerChain:
             return judged[:1], top
         other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))
         return [judged[0]] + ([other] if other else []), top
-
-    @staticmethod
-    def _names_apart(query: Query, evidence: list[PaperEvidence]) -> bool:
-        """A one-paper question whose names the retrieved papers hold only apart (see `_names_apart`)."""
-        return query.intent is not Intent.COMPARE and not query.focus and _names_apart(evidence[:NAMES_POOL])
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         """Papers by P(states the answer), those the number guard lets through."""
@@ -185,7 +180,7 @@ class AnswerChain:
     def _why_not(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> AbstainReason:
         if signals.unknown_title:
             return AbstainReason.UNKNOWN_PAPER
-        if self._names_apart(query, evidence):
+        if _names_apart(query, evidence):
             return AbstainReason.NAMES_APART
         if evidence and not passes_number_guard(query, evidence[0], self.settings.answer.max_sentences):
             return AbstainReason.NO_NUMBER
@@ -289,10 +284,13 @@ class AnswerChain:
         return self._extractive(query, chosen, base, on_token, verification=fell_back(written), usage=written.usage)
 
 
-def _names_apart(evidence: list[PaperEvidence]) -> bool:
-    """The question names things no retrieved paper holds together, though each is held by some paper ("the LoRA
-    paper's rank when adapting GPT-3": papers hold LoRA, others GPT-3): a one-paper question about a combination
-    the corpus does not have."""
+def _names_apart(query: Query, evidence: list[PaperEvidence]) -> bool:
+    """A one-paper question naming things no retrieved paper holds together, though each is held by some paper
+    ("the LoRA paper's rank when adapting GPT-3": papers hold LoRA, others GPT-3): a combination the corpus does
+    not have."""
+    if query.intent is Intent.COMPARE or query.focus:
+        return False
+    evidence = evidence[:NAMES_POOL]
     named = frozenset().union(*(pe.anchors_held for pe in evidence)) if evidence else frozenset()
     return len(named) >= 2 and not any(named <= pe.anchors_held for pe in evidence)
 

@@ -26,8 +26,7 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
     """The question without the words that name the first paper (its title's words, written joined or hyphenated,
     and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper."""
     drop = set(terms(first_title)).union(*(terms(n) for n in first_names))
-    joined = {w.replace("-", "") for w in first_title.casefold().split()} | {
-        fold(n).replace(" ", "") for n in first_names}
+    joined = {fold(w).replace(" ", "") for w in first_title.split()} | {fold(n).replace(" ", "") for n in first_names}
     kept = []
     for word in re.findall(r"\S+", question):
         word_terms = set(terms(word))

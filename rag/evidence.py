@@ -181,13 +181,14 @@ def sentence_features(query: Query, probe: Probe, paper: PaperSentences, questio
     rows = []
     for i, (sentence, sim) in enumerate(zip(paper.sentences, sims)):
         text = sentence.text
+        folded = fold(text)
         has_number = bool(_NUMBER.search(text))
         has_name = any(fold(t) not in asked_names for t in name_tokens(text))
         # a defining phrase about an asked name, or the sentence spelling out an asked abbreviation (both forms)
         defines = (bool(_DEFINES.search(text)) and (not asked_names or any(
-            f" {a} " in f" {fold(text)} " for a in asked_names))) or any(
+            f" {a} " in f" {folded} " for a in asked_names))) or any(
             a <= sentence.terms and b <= sentence.terms for a, b in equivalents)
-        anchored = sum(anchor_found(a, fold(text), equivalents) for a in question_anchors)
+        anchored = sum(anchor_found(a, folded, equivalents) for a in question_anchors)
         rows.append([
             sim, probe.coverage(sentence.terms | paper.title_terms), probe.coverage(sentence.terms),
             len(sentence.terms - q_terms) / max(len(sentence.terms), 1), has_number, has_number and wants_number,

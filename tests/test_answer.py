@@ -129,7 +129,7 @@ def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch)
 
     import rag.answer
 
-    monkeypatch.setattr(rag.answer, "_names_apart", lambda evidence: False)
+    monkeypatch.setattr(rag.answer, "_names_apart", lambda query, evidence: False)
     assert not full_assistant.ask("How does DEUP perform when applied to GPT-3?").abstained
 
 

@@ -45,6 +45,16 @@ _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|ter
 NAMES_VERSION = 4
 
 
+def _abbreviated(token: str) -> bool:
+    """Written like an abbreviation: two or more capitals (GOAT, ReLU, NNs), unlike the plain word "find"."""
+    return sum(c.isupper() for c in token) >= 2
+
+
+def abbreviation_tokens(text: str) -> set[str]:
+    """The text's abbreviation-like tokens, folded and without a plural s."""
+    return {fold(singular(w)) for w in _WORD.findall(text) if _abbreviated(w)}
+
+
 def short_names(paper: Paper) -> set[str]:
     """Short names a paper goes by: a coined head before a colon ("DEUP: ..."), a parenthesised short form
     ("(VPT)"), or a coined title word that the abstract introduces ("we propose QuantMCU"). A coined word the
@@ -95,10 +105,10 @@ def abbreviations(text: str) -> set[tuple[str, str]]:
             found.add((fold(singular(short)), fold(long)))
 
     for match in _PAREN_SHORT.finditer(text):
-        if sum(c.isupper() for c in match.group(1)) >= 2:
+        if _abbreviated(match.group(1)):
             add(match.group(1), text[: match.start()].rsplit(".", 1)[-1])
     for match in _SHORT_FIRST.finditer(text):
-        if sum(c.isupper() for c in match.group(1)) >= 2:
+        if _abbreviated(match.group(1)):
             add(match.group(1), match.group(2), whole=True)
     for match in _SHORT_AFTER.finditer(text):
         short = match.group(1)
@@ -122,8 +132,7 @@ def name_rows(paper: Paper) -> dict[str, list[tuple]]:
         rows["titles"].append((paper.id, " ".join(folded.split()[:HEAD_WORDS]), folded))
     text = f"{paper.title}. {paper.abstract}"
     rows["aliases"] = [(s, l, paper.id) for s, l in abbreviations(text)]
-    rows["capitals"] = [(t, paper.id) for t in sorted({fold(singular(w)) for w in _WORD.findall(text)
-                                                       if sum(c.isupper() for c in w) >= 2})]
+    rows["capitals"] = [(t, paper.id) for t in sorted(abbreviation_tokens(text))]
     return rows
 
 
@@ -140,6 +149,7 @@ def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
 
 
 _CONNECTORS = r"(?:is|are|all|you|of|the|a|an|for|with|to|in|on|and|from|by|as|at|not|do|can|via|without)"
+_CONNECTOR = re.compile(_CONNECTORS)
 _CAP_WORD = r"[A-Z][\w\-']*"
 # a span ends on a capitalised word: "Reward Design for RL Agents argue" is not "… Agents a(rgue)"
 _TITLE_SPAN = re.compile(rf"{_CAP_WORD}(?:\s+(?:{_CONNECTORS}\s+)*{_CAP_WORD})+")
@@ -154,7 +164,7 @@ def _capitalised_heads(question: str) -> set[str]:
     for i in range(len(tokens) - HEAD_WORDS + 1):
         run = tokens[i:i + HEAD_WORDS]
         if run[0][:1].isupper() and run[-1][:1].isupper() and run[0].casefold() not in _QUESTION_WORDS and all(
-                w[:1].isupper() or re.fullmatch(_CONNECTORS, w) for w in run):
+                w[:1].isupper() or _CONNECTOR.fullmatch(w) for w in run):
             heads.add(fold(" ".join(run)))
     return heads
 
@@ -194,7 +204,7 @@ class NameIndex:
         capitals count, so the plain word "find" never names the FIND paper; an abbreviation defined by more
         than MAX_PAPERS_PER_NAME abstracts (RL, LLM), or written by more (AI, GP, ReLU: defined by a few,
         used by many), names none."""
-        shorts = sorted({fold(singular(w)) for w in _WORD.findall(question) if sum(c.isupper() for c in w) >= 2})
+        shorts = sorted(abbreviation_tokens(question))
         shared = {t for t, n in self._select("SELECT token, COUNT(*) FROM capitals WHERE token IN ({}) GROUP BY token",
                                              shorts) if n > MAX_PAPERS_PER_NAME}
         return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "

@@ -103,11 +103,18 @@ _NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z\-_]*\d[A-Za-z0-9_]*(?:-(?:\d|
 _MEASURE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(%|x\b|×|-?fold\b|\s?times\b|[kKMB]\b)?")
 
 
+# "length-100", "top-1": an ordinary lower-case word joined to a number is that number (checked as one), not a name.
+_WORD_AND_NUMBER = re.compile(r"[a-z]{3,}-\d+")
+# A relation whose LaTeX backslash the listing lost ("dimensions ge5" for "\ge 5"): the figure is the number.
+_LOST_LATEX = re.compile(r"\b(?:ge|le|geq|leq|sim|approx)(\d+(?:\.\d+)?)\b")
+
+
 def figures(text: str) -> set[str]:
     """What a claim must not invent: its numbers, and names that carry digits (GPT-4, FPR95, T0, ResNet-50),
-    the latter folded ("ResNet-50" = "resnet50")."""
-    names = {re.sub(r"[\-_]", "", m.casefold()) for m in _NAME_WITH_DIGITS.findall(text)}
-    return numbers_in(text) | names
+    the latter folded ("ResNet-50" = "resnet50", and its plural "ResNet-50s" the same name)."""
+    names = {re.sub(r"(?<=\d)s$", "", re.sub(r"[\-_]", "", m.casefold()))
+             for m in _NAME_WITH_DIGITS.findall(text) if not _WORD_AND_NUMBER.fullmatch(m)}
+    return numbers_in(text) | set(_LOST_LATEX.findall(text)) | names
 
 
 def measures(text: str) -> list[tuple[float, str]]:

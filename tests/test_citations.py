@@ -1,6 +1,6 @@
 import pytest
 
-from rag.citations import StreamVerifier, Verifier, parse_markers, split_claims, strip_markers
+from rag.citations import StreamVerifier, Verifier, figures, parse_markers, split_claims, strip_markers
 from rag.prompts import REFUSAL
 
 
@@ -28,6 +28,17 @@ def test_supported_sentence_keeps_its_citation_with_a_verbatim_quote(verifier, p
     [citation] = verifier.citations({p.id: p for p in verifier.numbered.values()})
     paper = papers_by_title["A Multigrid Method for Efficiently Training Video Models"]
     assert citation.paper_id == paper.id and "4.5x" in citation.quote and citation.quote in paper.abstract
+
+
+def test_a_plural_of_a_digit_name_is_that_name_and_a_changed_one_is_not(verifier):
+    assert verifier.add("The multigrid method trains ResNet-50s with SlowFast 4.5x faster [1].") is not None
+    assert verifier.add("The multigrid method trains ResNet-57s with SlowFast 4.5x faster [1].") is None
+
+
+def test_figures_read_a_word_joined_to_a_number_and_a_relation_that_lost_its_backslash_as_numbers():
+    assert figures("accuracy on length-100 sequences, top-1") == {"100", "1"}  # numbers, still checked
+    assert "5" in figures("for design dimensions ge5 a constant mean")  # "\ge 5" with the backslash lost
+    assert figures("GPT-4 and FPR95") >= {"gpt4", "fpr95"}  # names stay names
 
 
 def test_invented_number_and_unknown_citation_are_removed(verifier):

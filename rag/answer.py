@@ -62,7 +62,8 @@ class AnswerChain:
             if implied:
                 query = replace(query, filters=implied, warnings=query.warnings + (
                     f"answered from the papers with {implied.describe()} (read from the question)",))
-        hits, evidence, signals = self.gather(query)
+        hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
+        evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
             query = replace(query, intent=Intent.LIST)  # "papers … published since 2024": which papers, not a field
         base = dict(question=query.question, sources=tuple(hits), standalone_question=query.standalone,
@@ -83,7 +84,7 @@ class AnswerChain:
             if top is not None:
                 base.update(confidence=top.probability, candidate=top.evidence.paper_id)
         if self.llm is not None:
-            sources = self._llm_sources(query, evidence, signals, chosen)
+            sources = self._llm_sources(query, evidence, signals, chosen, beyond)
             if sources:
                 try:
                     return self._written(query, sources, chosen, base, on_token)
@@ -93,11 +94,30 @@ class AnswerChain:
             return self._abstain(base, on_token, Verification(abstain_reason=self._why_not(query, evidence, signals)))
         return self._extractive(query, chosen, base, on_token)
 
-    def gather(self, query: Query) -> tuple[list[Hit], list[PaperEvidence], QuestionSignals]:
-        """Retrieve a pool sized for the intent and rank every pooled paper's sentences."""
+    def _pool(self, query: Query) -> int:
+        """How many papers the offline decisions weigh: top-k, or a larger pool for lists and comparisons."""
         top_k = self.settings.retrieval.top_k
         pools = {Intent.LIST: max(LIST_POOL, top_k), Intent.COMPARE: max(COMPARE_POOL, top_k)}
-        k = query.k or pools.get(query.intent, top_k)
+        return query.k or pools.get(query.intent, top_k)
+
+    def _reads_more(self, query: Query) -> int:
+        """Papers retrieved beyond the decision pool for a capable model to read (`llm.max_sources`): the answer
+        is often a paraphrase whose paper ranks 6th-15th, which the model can read and the verifier check."""
+        if self.llm is None or self._reads_chosen_only() or query.intent is Intent.LIST:
+            return 0
+        return max(self.settings.llm.max_sources - self._pool(query), 0)
+
+    def _split_pool(self, query: Query, evidence: list[PaperEvidence]) -> tuple[list[PaperEvidence],
+                                                                                list[PaperEvidence]]:
+        """The decision pool (what the learned models were trained on; their pool-relative features depend on
+        its size) and the papers retrieved beyond it, best ranked first."""
+        k = self._pool(query)
+        return ([pe for pe in evidence if pe.hit.rank <= k],
+                sorted((pe for pe in evidence if pe.hit.rank > k), key=lambda pe: pe.hit.rank))
+
+    def gather(self, query: Query, wider: int = 0) -> tuple[list[Hit], list[PaperEvidence], QuestionSignals]:
+        """Retrieve a pool sized for the intent (plus `wider` papers) and rank every pooled paper's sentences."""
+        k = self._pool(query) + wider
         vector = query.vector if query.vector is not None else self.retriever.embed(query.search_text)
         hits = self.retriever.search(query.search_text, k, focus=query.focus, vector=vector, filters=query.filters)
         evidence = self.selector.select(query, vector, hits)
@@ -240,10 +260,11 @@ class AnswerChain:
 
     # ---- with an LLM ----------------------------------------------------------------------------
     def _llm_sources(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals,
-                     chosen: list[Judged]) -> list[PaperEvidence]:
+                     chosen: list[Judged], beyond: list[PaperEvidence] = ()) -> list[PaperEvidence]:
         """What the model reads. The gate before the call blocks only clearly off-corpus questions (a threshold
-        chosen on dev for almost no false abstention); the model and the verifier decide the rest. With the
-        `chosen` policy the model reads only the chooser's papers (none: no call, the chooser's abstention)."""
+        chosen on dev for almost no false abstention); past it the model reads the chooser's papers, the others
+        above the gate, then the papers retrieved beyond the decision pool, and it and the verifier decide. With
+        the `chosen` policy the model reads only the chooser's papers (none: no call, the chooser's abstention)."""
         if self._reads_chosen_only():
             return [j.evidence for j in chosen]
         if query.intent is Intent.LIST:
@@ -251,10 +272,13 @@ class AnswerChain:
                 return [j.evidence for j in chosen]  # every paper the metadata filters pass
             judged = judge_list(evidence, signals)
             return [j.evidence for j in judged if j.probability >= list_gate_threshold()]
-        judged = judge_answers(query, evidence, signals)
         gate = gate_threshold()
         first = [j.evidence for j in chosen]
-        rest = [j.evidence for j in judged if j.probability >= gate and j.evidence not in first]
+        rest = [j.evidence for j in judge_answers(query, evidence, signals)
+                if j.probability >= gate and j.evidence not in first]
+        if beyond and (first or rest):  # judged among the whole wider pool, as the papers of one ranking
+            rest += [j.evidence for j in judge_answers(query, evidence + list(beyond), signals)
+                     if j.probability >= gate and j.evidence in beyond]
         return (first + rest)[: self.settings.llm.max_sources]
 
     def _tiny_model_policy(self, policy: str, tiny: str) -> bool:

@@ -111,7 +111,10 @@ class LLMSettings(_Group):
         "auto", description="What each prompt source shows: whole abstracts (a capable model can use any sentence), "
         "or only the selected evidence sentences (short prompts: the bundled local models read ~100 tokens/s). "
         "auto: abstracts while they fit the context window, sentences for the bundled local models.")
-    max_sources: int = Field(5, ge=1, le=20, description="Papers put in the prompt (list questions use all selected).")
+    max_sources: int = Field(
+        10, ge=1, le=20, description="Most papers put in the prompt (list questions use all selected): the chooser's, "
+        "then the others above the gate, judged among this many retrieved. On dev (evals/reference_llm.py) 5 -> 10 -> "
+        "15 kept 506 -> 509 -> 510 of 531 reference sentences: a paraphrased question's paper often ranks 6th-15th.")
     sources: Literal["auto", "gated", "chosen"] = Field(
         "auto", description="Which papers the model reads. gated: the chooser's papers first, then every paper "
         "above the pre-call gate (a capable model and the verifier decide). chosen: only the papers the offline "

@@ -242,3 +242,25 @@ def test_sources_policy_chosen_makes_no_call_when_the_chooser_declines(small_ass
         assert answer.abstained and not answer.citations
         assert len(server.requests) == calls, policy
         assert (answer.usage.prompt_tokens == 0) == (calls == 0)
+
+
+def test_a_capable_model_reads_gated_papers_beyond_the_decision_pool(small_assistant, server):
+    """The offline decisions weigh top-k papers (their learned features are relative to that pool); a capable
+    model reads up to `llm.max_sources` papers, each above the gate, and the chooser's decision is unchanged."""
+    question = "What is grokking?"
+    offline = Assistant(small_assistant.settings.with_overrides(retrieval={"top_k": 1}), build_if_missing=False)
+    with offline:
+        expected = offline.ask(question)
+    shown = {}
+    for max_sources in (1, 5):
+        server.replies.append(Reply(REFUSAL))
+        settings = small_assistant.settings.with_overrides(
+            retrieval={"top_k": 1}, llm={"base_url": server.url, "model": "test-model", "timeout_s": 5,
+                                         "sources": "gated", "max_sources": max_sources})
+        with Assistant(settings, build_if_missing=False) as assistant:
+            answer = assistant.ask(question)
+        shown[max_sources] = _prompt_titles(server.requests[-1])
+        assert answer.confidence == pytest.approx(expected.confidence)
+    assert shown[1] == [expected.citations[0].title]
+    assert shown[5][0] == expected.citations[0].title and len(shown[5]) > 1
+    assert all("rokking" in t for t in shown[5])  # the off-topic papers retrieved with them stay below the gate

@@ -105,8 +105,10 @@ _MEASURE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(%|x\b|×|-?fold\b|\s?time
 
 # "length-100", "top-1": an ordinary lower-case word joined to a number is that number (checked as one), not a name.
 _WORD_AND_NUMBER = re.compile(r"[a-z]{3,}-\d+")
-# A relation whose LaTeX backslash the listing lost ("dimensions ge5" for "\ge 5"): the figure is the number.
-_LOST_LATEX = re.compile(r"\b(?:ge|le|geq|leq|sim|approx)(\d+(?:\.\d+)?)\b")
+# LaTeX whose backslash the listing lost: a relation ("dimensions ge5" for "\ge 5") states the number, and
+# "ell_1" (for "\ell_1") is the l1 a claim writes.
+_LOST_RELATION = re.compile(r"\b(?:ge|le|geq|leq|sim|approx)(\d+(?:\.\d+)?)\b")
+_LOST_ELL = re.compile(r"\bell_?\{?(\d)\b")
 
 
 def figures(text: str) -> set[str]:
@@ -114,7 +116,7 @@ def figures(text: str) -> set[str]:
     the latter folded ("ResNet-50" = "resnet50", and its plural "ResNet-50s" the same name)."""
     names = {re.sub(r"(?<=\d)s$", "", re.sub(r"[\-_]", "", m.casefold()))
              for m in _NAME_WITH_DIGITS.findall(text) if not _WORD_AND_NUMBER.fullmatch(m)}
-    return numbers_in(text) | set(_LOST_LATEX.findall(text)) | names
+    return numbers_in(text) | set(_LOST_RELATION.findall(text)) | {f"l{d}" for d in _LOST_ELL.findall(text)} | names
 
 
 def measures(text: str) -> list[tuple[float, str]]:

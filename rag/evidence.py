@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .text import coined, fold, name_tokens, terms, words
+from .text import coined, fold, name_tokens, singular, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -46,8 +46,6 @@ class Probe:
 
 def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
     """Pairs of term sets the corpus defines as the same thing, for the abbreviations and long forms in `text`."""
-    from .index.names import singular
-
     shorts = sorted({fold(singular(t)) for t in name_tokens(text)} | {w for w in words(text) if len(w) <= 8})
     pairs = []
     for short, longs in names.expansions(shorts).items():

@@ -103,8 +103,9 @@ def stem(word_list: list[str]) -> list[str]:
 
 
 # Stored term statistics (sentence terms, IDF, BM25) depend on `terms`: the index manifest records this, and an
-# index counted by another version is refused (1: first; 2: British spellings counted as American).
-TERMS_VERSION = 2
+# index counted by another version is refused (1: first; 2: British spellings counted as American; 3: an
+# abbreviation's plural counted as the abbreviation, "LLMs" → llm).
+TERMS_VERSION = 3
 _BRITISH = re.compile(r"(?<=\w\w)(?:is(?=(?:e|ed|es|ing|ation|ations|er|ers|able)$)|ys(?=(?:e|ed|es|ing|er|ers)$)|"
                       r"(?<=i)our(?=(?:s|al|ally)?$))")
 _BRITISH_OUR = re.compile(r"^(colo|favo|labo|neighbo|humo|hono|flavo|rumo|vapo|harbo|endeavo|armo)ur")
@@ -120,12 +121,22 @@ def _american(word: str) -> str:
     return _BRITISH.sub(lambda m: _AMERICAN[m.group()], word)
 
 
+def singular(short: str) -> str:
+    """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU")."""
+    return short[:-1] if short.endswith("s") and sum(c.isupper() for c in short) >= 2 else short
+
+
+_PLURAL_CANDIDATE = re.compile(r"\b\w*[A-Z]\w*s\b")
+
+
 def terms(text: str, *, question: bool = False) -> list[str]:
     """The one word tokenizer: lower-cased, one spelling per word (British → American), stemmed, English stop
     words out (and question boilerplate for questions). BM25, the IDF table and evidence coverage all count these.
+    An abbreviation's plural counts as the abbreviation (LLMs = LLM, N-LMRMs = N-LMRM).
     (Hyphenated compounds also counted joined, "pre-training" → pretrain, were tried: sentence ranking gained,
     list membership lost on dev out of fold; not kept.)"""
     stop = _QUESTION_STOPWORDS if question else STOPWORDS
+    text = _PLURAL_CANDIDATE.sub(lambda m: singular(m.group()), text)  # the stemmer keeps "llms" (no vowel)
     return stem([_american(w) for w in words(text) if w not in stop])
 
 

@@ -50,6 +50,15 @@ def test_british_and_american_spellings_are_one_term():
     assert terms("four hours") == ["four", "hour"]  # short words and other -our words are left alone
 
 
+def test_an_abbreviations_plural_is_the_abbreviation():
+    """The stemmer keeps "llms" (no vowel before the s), so without this "What is an LLM?" shares no term with an
+    abstract about LLMs."""
+    for plural, one in (("LLMs", "LLM"), ("N-LMRMs", "N-LMRM"), ("GPUs", "GPU"), ("ReLUs", "ReLU")):
+        assert terms(plural) == terms(one), plural
+    assert terms("Is this as good") == terms("is this as good")  # a capitalised word ending in s is not a plural
+    assert terms("ResNets") == terms("resnets")  # one capital: an ordinary word's plural, left to the stemmer
+
+
 def test_coverage_weighs_rare_terms_more():
     probe = Probe(vector=np.zeros(2), terms=("deep", "grokk"), weights={"deep": 0.3, "grokk": 1.5})
     assert probe.coverage({"grokk"}) > probe.coverage({"deep"}) > 0

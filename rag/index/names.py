@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..text import coined, fold
+from ..text import coined, fold, singular
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -116,11 +116,6 @@ def abbreviations(text: str) -> set[tuple[str, str]]:
         if sum(c.isupper() for c in letters) >= max(2, len(letters) / 2):
             add(short, text[: match.start()].rsplit(".", 1)[-1])
     return found
-
-
-def singular(short: str) -> str:
-    """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU")."""
-    return short[:-1] if short.endswith("s") and sum(c.isupper() for c in short) >= 2 else short
 
 
 def name_rows(paper: Paper) -> dict[str, list[tuple]]:

@@ -17,7 +17,7 @@ from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
-from .support import (Judged, QuestionSignals, answer_threshold, gate_threshold, judge_answers, judge_list,
+from .support import (Judged, QuestionSignals, alternatives, answer_threshold, gate_threshold, judge_answers, judge_list,
                       list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard)
 from .text import terms
 from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
@@ -133,7 +133,8 @@ class AnswerChain:
             unknown_title=bool(self.store.names.names_unknown_paper(query.question)),
             named_paper=named_paper_terms(query.question),
             rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]),
-            unseen_share=sum(df.get(t, 0) == 0 for t in set(asked)) / max(len(set(asked)), 1))
+            unseen_share=sum(df.get(t, 0) == 0 for t in set(asked)) / max(len(set(asked)), 1),
+            alternatives=alternatives(query.asked, self.store.idf))
 
     def papers_about(self, text: str) -> list[tuple[str, str]]:
         """(id, title) of the paper a piece of conversation is about: the best match for what was said."""

@@ -32,7 +32,7 @@ PAPER_FEATURES = (
 LIST_FEATURES = (
     "support", "best_similarity", "coverage", "title_coverage", "all_terms", "rank_inverse", "dense_score",
     "bm25_rank_inverse", "similarity_gap", "coverage_gap", "title_match", "rare_terms", "top3_similarity",
-    "covering_share", "similarity_z", "coverage_z",
+    "covering_share", "similarity_z", "coverage_z", "alternative_coverage",
 )
 
 
@@ -46,6 +46,8 @@ class QuestionSignals:
     named_paper: frozenset[str] = frozenset()  # terms of "the X paper" when the question says so
     rare_terms: frozenset[str] = frozenset()   # the question's two rarest content terms
     unseen_share: float = 0.0  # share of its content terms no indexed abstract uses (off-corpus topics)
+    # the alternatives a question lists ("noisy or wrong labels", "A, B and C"): IDF-weighted terms of each part
+    alternatives: tuple[dict[str, float], ...] = ()
 
 
 _NAMED_PAPER = re.compile(r"\b(?:the|in|from)\s+((?:[\w\-']+\s+){0,4}?[\w\-']+)\s+(?:paper|report|article)\b",
@@ -101,8 +103,27 @@ def list_rows(evidence: list[PaperEvidence], signals: QuestionSignals) -> np.nda
              1.0 / pe.hit.rank, pe.hit.dense_score or 0.0, 1.0 / pe.hit.bm25_rank if pe.hit.bm25_rank else 0.0,
              pe.best_similarity - best_sim, pe.coverage - best_cov, pe.hit.title_match,
              len(signals.rare_terms & pe.paper_terms) / max(len(signals.rare_terms), 1), pe.top3_similarity,
-             pe.covering_share, sim_z[i], cov_z[i]] for i, pe in enumerate(evidence)]
+             pe.covering_share, sim_z[i], cov_z[i], _alternative_coverage(pe, signals)] for i, pe in enumerate(evidence)]
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(LIST_FEATURES))
+
+
+_ALTERNATIVE_BREAK = re.compile(r",|;|/|\bor\b|\band\b", re.IGNORECASE)
+
+
+def alternatives(question: str, idf) -> tuple[dict[str, float], ...]:
+    """The parts a question joins with "or", "and" or commas, each as its terms' IDF weights (one part: none)."""
+    parts = [set(terms(p, question=True)) for p in _ALTERNATIVE_BREAK.split(question)]
+    parts = [p for p in parts if p]
+    return tuple(idf(p) for p in parts) if len(parts) >= 2 else ()
+
+
+def _alternative_coverage(pe: PaperEvidence, signals: QuestionSignals) -> float:
+    """The best share of one listed alternative the paper holds: a paper on one of "noisy or wrong labels" or
+    "spurious correlations, shortcut learning and worst-group robustness" belongs, though it holds only that one."""
+    if not signals.alternatives:
+        return pe.coverage
+    return max(sum(w for t, w in part.items() if t in pe.paper_terms) / (sum(part.values()) or 1.0)
+               for part in signals.alternatives)
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,22 @@ def test_answer_and_list_thresholds_are_user_settings(full_assistant):
     with Assistant(loose, build_if_missing=False) as assistant:
         longer = assistant.ask(listing)
     assert len(longer.citations) == full_assistant.settings.answer.list_max_papers > len(default_list.citations)
+
+
+def test_a_paper_on_one_listed_alternative_counts_for_a_list(full_assistant):
+    """"Chess or federated learning": a paper on either alternative belongs, though it holds half the topic."""
+    from dataclasses import replace
+
+    from rag.support import judge_list
+    from rag.types import Intent
+
+    query = full_assistant.reader.read("Which papers involve playing chess or federated learning?")
+    assert query.intent is Intent.LIST
+    _, evidence, signals = full_assistant.chain.gather(query)
+    assert len(signals.alternatives) == 2
+    alone = {j.evidence.hit.paper.title: j.probability for j in judge_list(evidence, signals)}
+    joint = {j.evidence.hit.paper.title: j.probability for j in judge_list(evidence, replace(signals, alternatives=()))}
+    on_one = [t for t in alone if "Chess" in t or "Federated" in t]
+    assert len(on_one) >= 3 and all(alone[t] > joint[t] for t in on_one)
+    listed = {c.title for c in full_assistant.ask("Which papers involve playing chess or federated learning?").citations}
+    assert any("Chess" in t for t in listed) and any("Federated" in t for t in listed)

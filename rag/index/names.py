@@ -202,8 +202,18 @@ class NameIndex:
         shorts = sorted(abbreviation_tokens(question))
         shared = {t for t, n in self._select("SELECT token, COUNT(*) FROM capitals WHERE token IN ({}) GROUP BY token",
                                              shorts) if n > MAX_PAPERS_PER_NAME}
+        kept = [s for s in shorts if s not in shared]
+        common = {short for short, longs in self.expansions(kept).items() if any(map(self._widely_written, longs))}
         return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
-                                         "ORDER BY short, paper_id", [s for s in shorts if s not in shared]))
+                                         "ORDER BY short, paper_id", [s for s in kept if s not in common]))
+
+    def _widely_written(self, long: str) -> bool:
+        """More than MAX_PAPERS_PER_NAME papers write this long form (NNs: "neural networks", GP: "Gaussian
+        process"): its abbreviation is the field's word, not a paper's name, however few papers abbreviate it."""
+        pattern = "%" + "_".join(long.split()) + "%"  # "_" is one separator: a space or a hyphen
+        found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM papers WHERE title || ' ' || abstract LIKE ? "
+                                "LIMIT ?)", (pattern, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
+        return found > MAX_PAPERS_PER_NAME
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""

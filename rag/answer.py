@@ -103,8 +103,8 @@ class AnswerChain:
     def _reads_more(self, query: Query) -> int:
         """Papers retrieved beyond the decision pool for a capable model to read (`llm.max_sources`): the answer
         is often a paraphrase whose paper ranks 6th-15th, which the model can read and the verifier check."""
-        if self.llm is None or self._reads_chosen_only() or query.intent is Intent.LIST:
-            return 0
+        if self.llm is None or self._reads_chosen_only() or query.intent in (Intent.LIST, Intent.METADATA) or query.k:
+            return 0  # an explicit k is how many papers to retrieve
         return max(self.settings.llm.max_sources - self._pool(query), 0)
 
     def _split_pool(self, query: Query, evidence: list[PaperEvidence]) -> tuple[list[PaperEvidence],
@@ -134,7 +134,7 @@ class AnswerChain:
             named_paper=named_paper_terms(query.question),
             rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]),
             unseen_share=sum(df.get(t, 0) == 0 for t in set(asked)) / max(len(set(asked)), 1),
-            alternatives=alternatives(query.asked, self.store.idf))
+            alternatives=alternatives(query.asked, self.store.idf) if query.intent is Intent.LIST else ())
 
     def papers_about(self, text: str) -> list[tuple[str, str]]:
         """(id, title) of the paper a piece of conversation is about: the best match for what was said."""

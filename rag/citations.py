@@ -103,8 +103,6 @@ _NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z\-_]*\d[A-Za-z0-9_]*(?:-(?:\d|
 _MEASURE = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)\s*(%|x\b|×|-?fold\b|\s?times\b|[kKMB]\b)?")
 
 
-# "length-100", "top-1": an ordinary lower-case word joined to a number is that number (checked as one), not a name.
-_WORD_AND_NUMBER = re.compile(r"[a-z]{3,}-\d+")
 # LaTeX whose backslash the listing lost: a relation ("dimensions ge5" for "\ge 5") states the number, and
 # "ell_1" (for "\ell_1") is the l1 a claim writes.
 _LOST_RELATION = re.compile(r"\b(?:ge|le|geq|leq|sim|approx)(\d+(?:\.\d+)?)\b")
@@ -114,8 +112,7 @@ _LOST_ELL = re.compile(r"\bell_?\{?(\d)\b")
 def figures(text: str) -> set[str]:
     """What a claim must not invent: its numbers, and names that carry digits (GPT-4, FPR95, T0, ResNet-50),
     the latter folded ("ResNet-50" = "resnet50", and its plural "ResNet-50s" the same name)."""
-    names = {re.sub(r"(?<=\d)s$", "", re.sub(r"[\-_]", "", m.casefold()))
-             for m in _NAME_WITH_DIGITS.findall(text) if not _WORD_AND_NUMBER.fullmatch(m)}
+    names = {re.sub(r"(?<=\d)s$", "", re.sub(r"[\-_]", "", m.casefold())) for m in _NAME_WITH_DIGITS.findall(text)}
     return numbers_in(text) | set(_LOST_RELATION.findall(text)) | {f"l{d}" for d in _LOST_ELL.findall(text)} | names
 
 

@@ -112,9 +112,11 @@ _ALTERNATIVE_BREAK = re.compile(r",|;|/|\bor\b|\band\b", re.IGNORECASE)
 
 def alternatives(question: str, idf) -> tuple[dict[str, float], ...]:
     """The parts a question joins with "or", "and" or commas, each as its terms' IDF weights (one part: none)."""
-    parts = [set(terms(p, question=True)) for p in _ALTERNATIVE_BREAK.split(question)]
-    parts = [p for p in parts if p]
-    return tuple(idf(p) for p in parts) if len(parts) >= 2 else ()
+    parts = [p for p in (set(terms(p, question=True)) for p in _ALTERNATIVE_BREAK.split(question)) if p]
+    if len(parts) < 2:
+        return ()
+    weights = idf(set().union(*parts))
+    return tuple({t: weights[t] for t in part} for part in parts)
 
 
 def _alternative_coverage(pe: PaperEvidence, signals: QuestionSignals) -> float:

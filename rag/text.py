@@ -104,8 +104,9 @@ def stem(word_list: list[str]) -> list[str]:
 
 # Stored term statistics (sentence terms, IDF, BM25) depend on `terms`: the index manifest records this, and an
 # index counted by another version is refused (1: first; 2: British spellings counted as American; 3: an
-# abbreviation's plural counted as the abbreviation, "LLMs" → llm).
-TERMS_VERSION = 3
+# abbreviation's plural counted as the abbreviation, "LLMs" → llm; 4: also typed in lower case, "llms", and
+# "FocalLoss" keeps its ss).
+TERMS_VERSION = 4
 _BRITISH = re.compile(r"(?<=\w\w)(?:is(?=(?:e|ed|es|ing|ation|ations|er|ers|able)$)|ys(?=(?:e|ed|es|ing|er|ers)$)|"
                       r"(?<=i)our(?=(?:s|al|ally)?$))")
 _BRITISH_OUR = re.compile(r"^(colo|favo|labo|neighbo|humo|hono|flavo|rumo|vapo|harbo|endeavo|armo)ur")
@@ -122,11 +123,15 @@ def _american(word: str) -> str:
 
 
 def singular(short: str) -> str:
-    """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU")."""
-    return short[:-1] if short.endswith("s") and sum(c.isupper() for c in short) >= 2 else short
+    """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU"; "FocalLoss" keeps its ss)."""
+    plural = short.endswith("s") and not short.endswith("ss")
+    return short[:-1] if plural and sum(c.isupper() for c in short) >= 2 else short
 
 
 _PLURAL_CANDIDATE = re.compile(r"\b\w*[A-Z]\w*s\b")
+# A lower-case word with no vowel before its final s is an abbreviation's plural typed in lower case ("llms",
+# "cnns", "lstms"): the stemmer keeps it, and it would share no term with the abstracts' "LLMs".
+_VOWELLESS_PLURAL = re.compile(r"^[^aeiouy\d]{3,}s$")
 
 
 def terms(text: str, *, question: bool = False) -> list[str]:
@@ -137,7 +142,7 @@ def terms(text: str, *, question: bool = False) -> list[str]:
     list membership lost on dev out of fold; not kept.)"""
     stop = _QUESTION_STOPWORDS if question else STOPWORDS
     text = _PLURAL_CANDIDATE.sub(lambda m: singular(m.group()), text)  # the stemmer keeps "llms" (no vowel)
-    return stem([_american(w) for w in words(text) if w not in stop])
+    return stem([w[:-1] if _VOWELLESS_PLURAL.match(w) else _american(w) for w in words(text) if w not in stop])
 
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?:\.\d+)?")

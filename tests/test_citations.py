@@ -32,11 +32,12 @@ def test_supported_sentence_keeps_its_citation_with_a_verbatim_quote(verifier, p
 
 def test_a_plural_of_a_digit_name_is_that_name_and_a_changed_one_is_not(verifier):
     assert verifier.add("The multigrid method trains ResNet-50s with SlowFast 4.5x faster [1].") is not None
-    assert verifier.add("The multigrid method trains ResNet-57s with SlowFast 4.5x faster [1].") is None
+    # 128 is in the abstract ("128 GPUs"): only the name check can remove ResNet-128s
+    assert "128" in verifier.numbered[1].abstract
+    assert verifier.add("The multigrid method trains ResNet-128s with SlowFast 4.5x faster [1].") is None
 
 
-def test_figures_read_a_word_joined_to_a_number_and_a_relation_that_lost_its_backslash_as_numbers():
-    assert figures("accuracy on length-100 sequences, top-1") == {"100", "1"}  # numbers, still checked
+def test_figures_read_a_relation_that_lost_its_backslash_as_numbers():
     assert "5" in figures("for design dimensions ge5 a constant mean")  # "\ge 5" with the backslash lost
     assert {"l1", "l2"} <= figures("neither minimum ell_1 or ell_2 norm interpolator")  # "\ell_1"
     assert figures("GPT-4 and FPR95") >= {"gpt4", "fpr95"}  # names stay names

@@ -53,10 +53,12 @@ def test_british_and_american_spellings_are_one_term():
 def test_an_abbreviations_plural_is_the_abbreviation():
     """The stemmer keeps "llms" (no vowel before the s), so without this "What is an LLM?" shares no term with an
     abstract about LLMs."""
-    for plural, one in (("LLMs", "LLM"), ("N-LMRMs", "N-LMRM"), ("GPUs", "GPU"), ("ReLUs", "ReLU")):
+    for plural, one in (("LLMs", "LLM"), ("N-LMRMs", "N-LMRM"), ("GPUs", "GPU"), ("ReLUs", "ReLU"), ("llms", "LLM"),
+                        ("lstms", "LSTM")):
         assert terms(plural) == terms(one), plural
     assert terms("Is this as good") == terms("is this as good")  # a capitalised word ending in s is not a plural
-    assert terms("ResNets") == terms("resnets")  # one capital: an ordinary word's plural, left to the stemmer
+    assert terms("Bias") == terms("bias") != terms("bia")  # one capital: an ordinary word, left to the stemmer
+    assert terms("FocalLoss") == terms("focalloss")  # "ss" is not a plural
 
 
 def test_coverage_weighs_rare_terms_more():

@@ -261,6 +261,11 @@ def test_a_capable_model_reads_gated_papers_beyond_the_decision_pool(small_assis
             answer = assistant.ask(question)
         shown[max_sources] = _prompt_titles(server.requests[-1])
         assert answer.confidence == pytest.approx(expected.confidence)
-    assert shown[1] == [expected.citations[0].title]
+        if max_sources == 5:  # an explicit k is how many papers to retrieve: the model reads no further
+            server.replies.append(Reply(REFUSAL))
+            with Assistant(settings, build_if_missing=False) as assistant:
+                assistant.ask(question, k=1)
+            shown["k=1"] = _prompt_titles(server.requests[-1])
+    assert shown[1] == shown["k=1"] == [expected.citations[0].title]
     assert shown[5][0] == expected.citations[0].title and len(shown[5]) > 1
     assert all("rokking" in t for t in shown[5])  # the off-topic papers retrieved with them stay below the gate

@@ -41,8 +41,9 @@ _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|ter
                           r"([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
 # What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
 # form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts; 4: the
-# abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper.
-NAMES_VERSION = 4
+# abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper;
+# 5: a token ending in "ss" ("FocalLoss") is not a plural.
+NAMES_VERSION = 5
 
 
 def _abbreviated(token: str) -> bool:
@@ -202,18 +203,8 @@ class NameIndex:
         shorts = sorted(abbreviation_tokens(question))
         shared = {t for t, n in self._select("SELECT token, COUNT(*) FROM capitals WHERE token IN ({}) GROUP BY token",
                                              shorts) if n > MAX_PAPERS_PER_NAME}
-        kept = [s for s in shorts if s not in shared]
-        common = {short for short, longs in self.expansions(kept).items() if any(map(self._widely_written, longs))}
         return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
-                                         "ORDER BY short, paper_id", [s for s in kept if s not in common]))
-
-    def _widely_written(self, long: str) -> bool:
-        """More than MAX_PAPERS_PER_NAME papers write this long form (NNs: "neural networks", GP: "Gaussian
-        process"): its abbreviation is the field's word, not a paper's name, however few papers abbreviate it."""
-        pattern = "%" + "_".join(long.split()) + "%"  # "_" is one separator: a space or a hyphen
-        found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM papers WHERE title || ' ' || abstract LIKE ? "
-                                "LIMIT ?)", (pattern, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
-        return found > MAX_PAPERS_PER_NAME
+                                         "ORDER BY short, paper_id", [s for s in shorts if s not in shared]))
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""

@@ -114,8 +114,8 @@ class LLMSettings(_Group):
     max_sources: int = Field(
         10, ge=1, le=20, description="Most papers put in the prompt (list questions use all selected): the chooser's, "
         "then the others above the gate, judged among this many retrieved (when a top-k paper passes the gate at all; "
-        "an explicit k retrieves k). On dev (evals/reference_llm.py) 5 -> 10 -> "
-        "15 kept 506 -> 509 -> 510 of 531 reference sentences: a paraphrased question's paper often ranks 6th-15th.")
+        "an explicit k retrieves k). On dev (evals/reference_llm.py) 10 instead of 5 "
+        "kept 3 more of 531 reference sentences, 15 one more again: a paraphrased question's paper often ranks 6th-15th.")
     sources: Literal["auto", "gated", "chosen"] = Field(
         "auto", description="Which papers the model reads. gated: the chooser's papers first, then every paper "
         "above the pre-call gate (a capable model and the verifier decide). chosen: only the papers the offline "

@@ -110,10 +110,9 @@ class AnswerChain:
     def _split_pool(self, query: Query, evidence: list[PaperEvidence]) -> tuple[list[PaperEvidence],
                                                                                 list[PaperEvidence]]:
         """The decision pool (what the learned models were trained on; their pool-relative features depend on
-        its size) and the papers retrieved beyond it, best ranked first."""
+        its size) and the papers retrieved beyond it."""
         k = self._pool(query)
-        return ([pe for pe in evidence if pe.hit.rank <= k],
-                sorted((pe for pe in evidence if pe.hit.rank > k), key=lambda pe: pe.hit.rank))
+        return [pe for pe in evidence if pe.hit.rank <= k], [pe for pe in evidence if pe.hit.rank > k]
 
     def gather(self, query: Query, wider: int = 0) -> tuple[list[Hit], list[PaperEvidence], QuestionSignals]:
         """Retrieve a pool sized for the intent (plus `wider` papers) and rank every pooled paper's sentences."""
@@ -261,7 +260,7 @@ class AnswerChain:
 
     # ---- with an LLM ----------------------------------------------------------------------------
     def _llm_sources(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals,
-                     chosen: list[Judged], beyond: list[PaperEvidence] = ()) -> list[PaperEvidence]:
+                     chosen: list[Judged], beyond: list[PaperEvidence]) -> list[PaperEvidence]:
         """What the model reads. The gate before the call blocks only clearly off-corpus questions (a threshold
         chosen on dev for almost no false abstention); past it the model reads the chooser's papers, the others
         above the gate, then the papers retrieved beyond the decision pool, and it and the verifier decide. With
@@ -278,7 +277,7 @@ class AnswerChain:
         rest = [j.evidence for j in judge_answers(query, evidence, signals)
                 if j.probability >= gate and j.evidence not in first]
         if beyond and (first or rest):  # judged among the whole wider pool, as the papers of one ranking
-            rest += [j.evidence for j in judge_answers(query, evidence + list(beyond), signals)
+            rest += [j.evidence for j in judge_answers(query, evidence + beyond, signals)
                      if j.probability >= gate and j.evidence in beyond]
         return (first + rest)[: self.settings.llm.max_sources]
 

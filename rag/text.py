@@ -122,10 +122,15 @@ def _american(word: str) -> str:
     return _BRITISH.sub(lambda m: _AMERICAN[m.group()], word)
 
 
+def abbreviated(token: str) -> bool:
+    """Written like an abbreviation: two or more capitals (GOAT, ReLU, NNs), unlike the plain word "find"."""
+    return sum(c.isupper() for c in token) >= 2
+
+
 def singular(short: str) -> str:
     """An abbreviation without its plural s: "GNNs" → "GNN" ("ReLUs" → "ReLU"; "FocalLoss" keeps its ss)."""
     plural = short.endswith("s") and not short.endswith("ss")
-    return short[:-1] if plural and sum(c.isupper() for c in short) >= 2 else short
+    return short[:-1] if plural and abbreviated(short) else short
 
 
 _PLURAL_CANDIDATE = re.compile(r"\b\w*[A-Z]\w*s\b")

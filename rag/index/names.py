@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..text import coined, fold, singular
+from ..text import abbreviated, coined, fold, singular
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -46,14 +46,9 @@ _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|ter
 NAMES_VERSION = 5
 
 
-def _abbreviated(token: str) -> bool:
-    """Written like an abbreviation: two or more capitals (GOAT, ReLU, NNs), unlike the plain word "find"."""
-    return sum(c.isupper() for c in token) >= 2
-
-
 def abbreviation_tokens(text: str) -> set[str]:
     """The text's abbreviation-like tokens, folded and without a plural s."""
-    return {fold(singular(w)) for w in _WORD.findall(text) if _abbreviated(w)}
+    return {fold(singular(w)) for w in _WORD.findall(text) if abbreviated(w)}
 
 
 def short_names(paper: Paper) -> set[str]:
@@ -106,10 +101,10 @@ def abbreviations(text: str) -> set[tuple[str, str]]:
             found.add((fold(singular(short)), fold(long)))
 
     for match in _PAREN_SHORT.finditer(text):
-        if _abbreviated(match.group(1)):
+        if abbreviated(match.group(1)):
             add(match.group(1), text[: match.start()].rsplit(".", 1)[-1])
     for match in _SHORT_FIRST.finditer(text):
-        if _abbreviated(match.group(1)):
+        if abbreviated(match.group(1)):
             add(match.group(1), match.group(2), whole=True)
     for match in _SHORT_AFTER.finditer(text):
         short = match.group(1)

@@ -73,6 +73,9 @@ def test_changed_abstract_replaces_its_chunks_sentences_and_counts(tmp_path, pap
         sentences, _ = index.store.sentences([paper.id])[paper.id]
         stored = index.store.get([paper.id])[paper.id]
         idf = index.store.idf(["999k", "262k"])
+        phrase = {n: index.store.db.execute("SELECT COUNT(*) FROM paper_words WHERE paper_words MATCH ?",
+                                            (f'"{n} tokens"',)).fetchone()[0] for n in ("999k", "262k")}
+    assert phrase == {"999k": 1, "262k": 0}  # the phrase index holds the new text and forgot the old
     assert any("999K tokens" in s.text for s in sentences) and not any("262K tokens" in s.text for s in sentences)
     assert "999K tokens" in stored.abstract
     assert idf["999k"] < idf["262k"]  # the old abstract's terms were counted out of the IDF table

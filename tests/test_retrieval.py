@@ -1,7 +1,7 @@
 import sqlite3
 
 from rag.config import RetrievalSettings
-from rag.index import names
+from rag.index import names, store
 from rag.retrieval import fuse
 
 
@@ -40,7 +40,9 @@ def test_rrf_fusion_by_hand():
 
 def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     db = sqlite3.connect(":memory:")
-    db.executescript(names.SCHEMA)
+    db.executescript(store.SCHEMA)  # as in the index: the names tables beside the papers table they index
+    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
+                   [(p.id, p.title, p.abstract) for p in papers_by_title.values()])
     names.write_names(db, list(papers_by_title.values()))
     index = names.NameIndex(db)
     deup = papers_by_title["DEUP: Direct Epistemic Uncertainty Prediction"].id
@@ -57,6 +59,11 @@ def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     assert index.papers_defining("What does FIND stand for?") == [find]
     assert db.execute("SELECT COUNT(*) FROM aliases WHERE short = 'ai'").fetchone()[0] >= 1
     assert index.papers_defining("How can AI help with this?") == []
+    # one that few papers define and write, but whose long form many write (NNs: "neural networks"), is the
+    # field's word, not a paper's name
+    assert db.execute("SELECT COUNT(*) FROM aliases WHERE short = 'nn'").fetchone()[0] >= 1
+    assert db.execute("SELECT COUNT(*) FROM capitals WHERE token = 'nn'").fetchone()[0] <= names.MAX_PAPERS_PER_NAME
+    assert index.papers_defining("How flexible are NNs in practice?") == []
     assert index.names_unknown_paper("What BLEU did Attention Is All You Need report?") == "Attention Is All You Need"
     assert index.names_unknown_paper("What does Dropout Reduces Underfitting propose?") is None
     # a title written with an abbreviation the corpus defines is the title spelled out, not an unknown paper

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..text import abbreviated, coined, fold, singular
+from ..text import abbreviated, coined, fold, singular, stem
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -28,6 +28,7 @@ CREATE INDEX IF NOT EXISTS aliases_by_long ON aliases (long);
 CREATE INDEX IF NOT EXISTS aliases_by_paper ON aliases (paper_id);
 CREATE TABLE IF NOT EXISTS capitals (token TEXT NOT NULL, paper_id TEXT NOT NULL, PRIMARY KEY (token, paper_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS capitals_by_paper ON capitals (paper_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS paper_words USING fts5 (title, abstract, content='papers', content_rowid='rowid');
 """
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -42,8 +43,9 @@ _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|ter
 # What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
 # form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts; 4: the
 # abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper;
-# 5: a token ending in "ss" ("FocalLoss") is not a plural.
-NAMES_VERSION = 5
+# 5: a token ending in "ss" ("FocalLoss") is not a plural; 6: a phrase index over titles and abstracts (paper_words),
+# so a long form many papers write ("neural networks") makes its abbreviation (NNs) name no paper.
+NAMES_VERSION = 6
 
 
 def abbreviation_tokens(text: str) -> set[str]:
@@ -127,11 +129,21 @@ def name_rows(paper: Paper) -> dict[str, list[tuple]]:
     return rows
 
 
+def forget_words(db: sqlite3.Connection, ids: list[str]) -> None:
+    """Take these papers' stored text out of the phrase index, before their rows in the papers table are replaced
+    (the index reads its text from that table, so it must be told the old text to remove)."""
+    rows = select_in(db, "SELECT rowid, title, abstract FROM papers WHERE id IN ({})", ids)
+    db.executemany("INSERT INTO paper_words (paper_words, rowid, title, abstract) VALUES ('delete', ?, ?, ?)", rows)
+
+
 def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
-    """Replace the name rows of these papers (inside the caller's transaction)."""
+    """Replace the name rows of these papers and index their text (inside the caller's transaction, after their
+    rows in the papers table are written and `forget_words` removed what they replace)."""
     ids = [(p.id,) for p in papers]
     for table in ("names", "titles", "title_words", "aliases", "capitals"):
         db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", ids)
+    db.executemany("INSERT INTO paper_words (rowid, title, abstract) SELECT rowid, title, abstract FROM papers "
+                   "WHERE id = ?", ids)
     for paper in papers:
         for table, rows in name_rows(paper).items():
             if rows:
@@ -194,12 +206,26 @@ class NameIndex:
         that writes "Generalizable Offline goAl-condiTioned RL (GOAT)"). Only tokens written with two or more
         capitals count, so the plain word "find" never names the FIND paper; an abbreviation defined by more
         than MAX_PAPERS_PER_NAME abstracts (RL, LLM), or written by more (AI, GP, ReLU: defined by a few,
-        used by many), names none."""
+        used by many), names none; nor does a definition whose long form more write (NNs: "neural networks")."""
         shorts = sorted(abbreviation_tokens(question))
         shared = {t for t, n in self._select("SELECT token, COUNT(*) FROM capitals WHERE token IN ({}) GROUP BY token",
                                              shorts) if n > MAX_PAPERS_PER_NAME}
-        return _unambiguous(self._select("SELECT DISTINCT short, paper_id FROM aliases WHERE short IN ({}) "
-                                         "ORDER BY short, paper_id", [s for s in shorts if s not in shared]))
+        rows = self._select("SELECT DISTINCT short, long, paper_id FROM aliases WHERE short IN ({})",
+                            [s for s in shorts if s not in shared])
+        common = {long for long in {r[1] for r in rows} if self._widely_written(long)}
+        return _unambiguous(sorted({(short, pid) for short, long, pid in rows if long not in common}))
+
+    def _widely_written(self, long: str) -> bool:
+        """More than MAX_PAPERS_PER_NAME papers write this long form, singular or plural ("neural network(s)",
+        "Gaussian process(es)"): its abbreviation is the field's word, not a paper's name. One phrase query."""
+        tokens = re.findall(r"[^\W_]+", long)
+        if not tokens:
+            return False
+        last = stem([tokens[-1]])[0]
+        tokens[-1] = last if tokens[-1].startswith(last) else tokens[-1]  # "networks" -> network*, "studies" -> studi*
+        found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
+                                (f'"{" ".join(tokens)}" *', MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
+        return found > MAX_PAPERS_PER_NAME
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers."""

@@ -188,6 +188,7 @@ class PaperStore:
             self._count_terms([paper_terms(p) for p in papers], +1)
             for table in ("sentences", "chunks"):
                 self.db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(p.id,) for p in papers])
+            names.forget_words(self.db, list(old))
             for paper, sentences, vectors, evidence, chunks in batch:
                 self._insert(paper, sentences, vectors, evidence, chunks)
             names.write_names(self.db, papers)

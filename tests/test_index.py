@@ -75,7 +75,9 @@ def test_changed_abstract_replaces_its_chunks_sentences_and_counts(tmp_path, pap
         idf = index.store.idf(["999k", "262k"])
         phrase = {n: index.store.db.execute("SELECT COUNT(*) FROM paper_words WHERE paper_words MATCH ?",
                                             (f'"{n} tokens"',)).fetchone()[0] for n in ("999k", "262k")}
+        titles = index.store.db.execute("SELECT COUNT(*) FROM title_words").fetchone()[0]
     assert phrase == {"999k": 1, "262k": 0}  # the phrase index holds the new text and forgot the old
+    assert titles == 2  # one title row a paper, the replaced one's included
     assert any("999K tokens" in s.text for s in sentences) and not any("262K tokens" in s.text for s in sentences)
     assert "999K tokens" in stored.abstract
     assert idf["999k"] < idf["262k"]  # the old abstract's terms were counted out of the IDF table

@@ -269,3 +269,21 @@ def test_a_capable_model_reads_gated_papers_beyond_the_decision_pool(small_assis
     assert shown[1] == shown["k=1"] == [expected.citations[0].title]
     assert shown[5][0] == expected.citations[0].title and len(shown[5]) > 1
     assert all("rokking" in t for t in shown[5])  # the off-topic papers retrieved with them stay below the gate
+
+
+def test_reading_many_sources_leaves_the_offline_decision_pool_as_it_was(full_assistant, server):
+    """A deeper search fuses more candidates and can reorder the top papers; the papers a capable model reads
+    beyond the pool must not move the pool the chooser decides on (what an offline answer would pick)."""
+    questions = ["What is DEUP?", "What is the training paradigm for crowdsourcing large-network training across "
+                 "volunteers' poorly connected PCs called?"]
+    offline = {q: full_assistant.ask(q) for q in questions}
+    settings = full_assistant.settings.with_overrides(llm={
+        "base_url": server.url, "model": "test-model", "timeout_s": 5, "sources": "gated", "max_sources": 20})
+    with Assistant(settings, build_if_missing=False) as assistant:
+        for question in questions:
+            server.replies.append(Reply(REFUSAL))
+            answer = assistant.ask(question)
+            assert (answer.candidate, answer.confidence) == (offline[question].candidate,
+                                                             pytest.approx(offline[question].confidence))
+            assert [h.paper_id for h in answer.sources[:5]] == [h.paper_id for h in offline[question].sources]
+            assert len(answer.sources) > 5  # the model read beyond the pool

@@ -46,7 +46,8 @@ class AnswerChain:
         self.embedder = embedder
         self.store = retriever.index.store
         self.settings = settings
-        self.selector = EvidenceSelector(self.store)
+        self.selector = EvidenceSelector(self.store, shown=max(settings.answer.max_sentences,
+                                                                settings.answer.compare_sentences))
         if llm is None and settings.llm.base_url:
             from .llm import LLMClient
 

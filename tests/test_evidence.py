@@ -1,7 +1,8 @@
 import numpy as np
 
-from rag.evidence import Probe, relevance
+from rag.evidence import Probe, covering_order, relevance
 from rag.text import split_sentences, terms
+from rag.types import Evidence, Sentence
 
 
 def test_sentence_split_keeps_abbreviations_and_decimals_together():
@@ -81,3 +82,21 @@ def test_selection_prefers_the_sentence_with_the_answer(small_assistant):
         assert paper.abstract[e.start:e.start + len(e.text)] == e.text
     assert top.support > evidence[1].support
     assert top.aspect_number > 0.3 and top.anchors_missing == 0
+
+
+def test_the_next_sentences_are_picked_for_what_they_add_to_the_question():
+    """A ranker scores sentences alone, so its top ones can all restate one part of a two-part question; the
+    next picks weigh what each adds that those above it (and the title) do not cover."""
+    probe = Probe(vector=np.zeros(3), terms=("vpt", "craft", "minecraft"), weights={"vpt": 1.0, "craft": 2.0,
+                                                                                     "minecraft": 2.0})
+
+    def evidence(index: int, score: float, *words: str) -> Evidence:
+        return Evidence(Sentence("p", index, index, index + 1, " ".join(words), frozenset(words)), score)
+
+    first, echo, crafting, other = (evidence(0, 5.0, "minecraft", "video"), evidence(1, 4.9, "minecraft"),
+                                    evidence(2, 4.0, "craft", "diamond"), evidence(3, 3.0, "robot"))
+    ranked = [first, echo, crafting, other]
+    assert covering_order(ranked, probe, frozenset({"vpt"}), 2) == [first, crafting, echo, other]
+    # a sentence adding nothing is picked by score, and past the shown slots the ranker's order stands
+    assert covering_order([first, echo, other], probe, frozenset(), 3) == [first, echo, other]
+    assert covering_order(ranked, probe, frozenset(), 1) == ranked

@@ -46,7 +46,7 @@ class AnswerChain:
         self.embedder = embedder
         self.store = retriever.index.store
         self.settings = settings
-        self.selector = EvidenceSelector(self.store, shown=max(settings.answer.max_sentences,
+        self.selector = EvidenceSelector(self.store, slots=max(settings.answer.max_sentences,
                                                                 settings.answer.compare_sentences))
         if llm is None and settings.llm.base_url:
             from .llm import LLMClient
@@ -128,7 +128,7 @@ class AnswerChain:
         if wider:
             pooled = {h.paper_id for h in hits}
             more = [h for h in search(k + wider) if h.paper_id not in pooled][:wider]
-            hits += [replace(h, rank=len(hits) + n) for n, h in enumerate(more, 1)]
+            hits += [replace(h, rank=k + n) for n, h in enumerate(more, 1)]  # beyond the pool even when it is short
         evidence = self.selector.select(query, vector, hits)
         return hits, evidence, self._signals(query)
 
@@ -331,7 +331,7 @@ def _names_apart(query: Query, evidence: list[PaperEvidence]) -> bool:
 
 def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Citation]]:
     """The paper's best-ranked sentences, in the abstract's order."""
-    picked = sorted(pe.sentences[:max_sentences], key=lambda e: e.start)
+    picked = sorted(pe.shown[:max_sentences], key=lambda e: e.start)
     body = " ".join(attach_marker(defang(e.text), "[1]") for e in picked)
     text = f"From \u201c{defang(pe.hit.paper.title)}\u201d [1]: {body}"
     return text, [Citation(number=1, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=pe.sentences[0].text)]
@@ -353,7 +353,7 @@ def _compare_answer(query: Query, papers: list[PaperEvidence], per_paper: int) -
     for n, pe in enumerate(papers, 1):
         best = pe.sentences[0]
         citations.append(Citation(number=n, paper_id=pe.paper_id, title=pe.hit.paper.title, quote=best.text))
-        quoted = sorted(pe.sentences[:per_paper], key=lambda e: e.start)
+        quoted = sorted(pe.shown[:per_paper], key=lambda e: e.start)
         body = " ".join(attach_marker(defang(e.text), f"[{n}]") for e in quoted)
         parts.append(f"\u201c{defang(pe.hit.paper.title)}\u201d [{n}]: {body}")
     conclusion = compare_sentence(query, [(pe.hit.paper.title, pe.sentences[0].text) for pe in papers])

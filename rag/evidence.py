@@ -38,10 +38,14 @@ class Probe:
 
     def coverage(self, text_terms: frozenset[str] | set[str]) -> float:
         """IDF-weighted share of the probe's terms found in `text_terms`."""
+        return self.share(self.covered(text_terms))
+
+    def share(self, probe_terms: set[str]) -> float:
+        """IDF-weighted share of the probe's terms that these (some of its own terms) make up."""
         total = sum(self.weights.get(t, 0.0) for t in self.terms)
         if total <= 0:
             return 0.0
-        return sum(self.weights.get(t, 0.0) for t in self.covered(text_terms)) / total
+        return sum(self.weights.get(t, 0.0) for t in probe_terms) / total
 
 
 def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
@@ -201,10 +205,11 @@ def sentence_features(query: Query, probe: Probe, paper: PaperSentences, questio
 @dataclass(frozen=True)
 class PaperEvidence:
     """A retrieved paper's sentences ranked for the question, best first, and the paper-level signals the
-    answer decisions use."""
+    answer decisions use; `shown` is the order answers quote them in (the same best sentence first)."""
 
     hit: Hit
-    sentences: tuple[Evidence, ...]
+    sentences: tuple[Evidence, ...]  # by the ranker's score: what the learned decisions were trained on
+    shown: tuple[Evidence, ...]      # after the best, each next for what it adds to the question (covering_order)
     support: float          # the best sentence's ranker score (a logit)
     coverage: float         # share of the question's terms the whole paper holds
     title_coverage: float
@@ -236,24 +241,24 @@ def covering_order(ranked: list[Evidence], probe: Probe, title_terms: frozenset[
     score plus what it covers of the question that the picked sentences and the title do not (the rest by score)."""
     if len(ranked) <= 2:
         return ranked
+    found = {id(e): probe.covered(e.sentence.terms) for e in ranked}
     picked, rest = [ranked[0]], list(ranked[1:])
-    covered = probe.covered(ranked[0].sentence.terms | title_terms)
+    covered = found[id(ranked[0])] | probe.covered(title_terms)
     while rest and len(picked) < slots:
-        best = max(rest, key=lambda e: e.score + COVERAGE_WEIGHT * probe.coverage(
-            frozenset(probe.covered(e.sentence.terms) - covered)))
+        best = max(rest, key=lambda e: e.score + COVERAGE_WEIGHT * probe.share(found[id(e)] - covered))
         rest.remove(best)
         picked.append(best)
-        covered |= probe.covered(best.sentence.terms)
+        covered |= found[id(best)]
     return picked + rest
 
 
 class EvidenceSelector:
-    """Ranks the stored sentences of retrieved papers for a query with the learned sentence ranker; the first
-    `shown` (as many as an answer quotes from one paper) also for what each adds to those above it."""
+    """Ranks the stored sentences of retrieved papers for a query with the learned sentence ranker, and orders
+    the first `slots` an answer may quote (as many as it quotes from one paper) also for what each adds."""
 
-    def __init__(self, store, shown: int = 4):
+    def __init__(self, store, slots: int = 4):
         self.store = store
-        self.shown = shown
+        self.slots = slots
 
     def select(self, query: Query, vector: np.ndarray, hits: list[Hit]) -> list[PaperEvidence]:
         """Every retrieved paper with its sentences ranked; papers ordered by support."""
@@ -274,8 +279,6 @@ class EvidenceSelector:
             scores = ranker.logits(features)[:, 0] if len(features) else np.zeros(0)
             ranked = sorted((Evidence(sentence=s, score=float(v)) for s, v in zip(paper.sentences, scores)),
                             key=lambda e: -e.score)
-            if query.intent is not Intent.LIST:  # a list shows each paper's best sentence only
-                ranked = covering_order(ranked, probe, paper.title_terms, self.shown)
             folded = fold(f"{paper.title} " + " ".join(s.text for s in paper.sentences))
             held = frozenset(a for a in question_anchors if anchor_found(a, folded, probe.equivalents))
             aspect = aspect_probe(probe, paper)
@@ -285,8 +288,10 @@ class EvidenceSelector:
             wants_number = query.answer_type is AnswerType.NUMBER
             stating = [asked_probe.coverage(s.terms) for s in paper.sentences
                        if not wants_number or _NUMBER.search(s.text)]
+            shown = ranked if query.intent is Intent.LIST else (  # a list quotes one sentence a paper
+                covering_order(ranked, probe, paper.title_terms, self.slots))
             out.append(PaperEvidence(
-                hit=hit, sentences=tuple(ranked), support=ranked[0].score if ranked else -10.0,
+                hit=hit, sentences=tuple(ranked), shown=tuple(shown), support=ranked[0].score if ranked else -10.0,
                 coverage=probe.coverage(paper.all_terms), title_coverage=probe.coverage(paper.title_terms),
                 best_similarity=float(sims[0]) if len(sims) else 0.0,
                 anchors_missing=len(question_anchors) - len(held),

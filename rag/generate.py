@@ -65,7 +65,7 @@ class Writer:
         used = 0
         for pe in papers[: None if query.intent is Intent.LIST else cfg.max_sources]:
             head = f"[{len(numbered) + 1}] {defang(pe.hit.paper.title)}\n"
-            best = sorted(pe.sentences[: self.settings.answer.evidence_per_paper], key=lambda e: e.start)
+            best = sorted(pe.shown[: self.settings.answer.evidence_per_paper], key=lambda e: e.start)
             excerpt = head + " ".join(defang(e.text) for e in best)
             block = head + defang(pe.hit.paper.abstract) if self._mode() == "abstracts" else excerpt
             cost = count_tokens(block, cfg.encoding)

@@ -159,7 +159,7 @@ def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
     sentences hold none, however on topic. Comparisons are exempt (each side is quoted on its own)."""
     if query.answer_type is not AnswerType.NUMBER or query.intent is Intent.COMPARE:
         return True
-    return any(states_quantity(e.text) for e in pe.sentences[:shown])
+    return any(states_quantity(e.text) for e in pe.shown[:shown])
 
 
 def answer_threshold(answer_settings: AnswerSettings | None = None) -> float:

@@ -93,10 +93,13 @@ def test_the_next_sentences_are_picked_for_what_they_add_to_the_question():
     def evidence(index: int, score: float, *words: str) -> Evidence:
         return Evidence(Sentence("p", index, index, index + 1, " ".join(words), frozenset(words)), score)
 
-    first, echo, crafting, other = (evidence(0, 5.0, "minecraft", "video"), evidence(1, 4.9, "minecraft"),
-                                    evidence(2, 4.0, "craft", "diamond"), evidence(3, 3.0, "robot"))
-    ranked = [first, echo, crafting, other]
-    assert covering_order(ranked, probe, frozenset({"vpt"}), 2) == [first, crafting, echo, other]
-    # a sentence adding nothing is picked by score, and past the shown slots the ranker's order stands
-    assert covering_order([first, echo, other], probe, frozenset(), 3) == [first, echo, other]
+    first, echo, crafting, crafted, named, other = (
+        evidence(0, 5.0, "minecraft", "video"), evidence(1, 4.9, "minecraft"), evidence(2, 4.0, "craft", "diamond"),
+        evidence(3, 3.9, "craft"), evidence(4, 3.5, "vpt"), evidence(5, 3.0, "robot"))
+    ranked = [first, echo, crafting, crafted, named, other]
+    # the second pick covers "craft"; then "craft" is covered, and the name adds what neither did
+    assert covering_order(ranked, probe, frozenset(), 3) == [first, crafting, named, echo, crafted, other]
+    # the title (shown with every answer) already says the name: the third pick goes by score
+    assert covering_order(ranked, probe, frozenset({"vpt"}), 3) == [first, crafting, echo, crafted, named, other]
+    # past the slots the ranker's order stands
     assert covering_order(ranked, probe, frozenset(), 1) == ranked

@@ -120,3 +120,23 @@ def test_bm25_search_equals_bm25s_retrieval(small_assistant, papers_by_title):
         assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
     allowed = set(ours.ids[:3])
     assert {pid for pid, _ in ours.search("learning", 10, allowed)} <= allowed
+
+
+def test_only_the_definitions_whose_long_form_many_papers_write_name_no_paper():
+    """GP is "genetic programming" in one abstract and "Gaussian process" in another; four more write Gaussian
+    processes (plural). The widely written definition names no paper; the rare one still names its paper."""
+    from rag.types import Paper
+
+    papers = [Paper("gp-evo", "Evolving programs", "We study genetic programming (GP) for symbolic regression."),
+              Paper("gp-bo", "Surrogates for search", "A Gaussian process (GP) models the objective.")]
+    papers += [Paper(f"other{i}", f"Kernel paper {i}", f"We fit Gaussian processes to task {i}.") for i in range(4)]
+    db = sqlite3.connect(":memory:")
+    db.executescript(store.SCHEMA)
+    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
+                   [(p.id, p.title, p.abstract) for p in papers])
+    names.write_names(db, papers)
+    index = names.NameIndex(db)
+    assert index.papers_defining("How is GP used here?") == ["gp-evo"]
+    db.execute("DELETE FROM papers WHERE id IN ('other0', 'other1')")
+    db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")  # re-read the papers table
+    assert index.papers_defining("How is GP used here?") == ["gp-bo", "gp-evo"]  # three write it: a rare name

@@ -11,8 +11,9 @@ from ..text import SPLITTER_VERSION, TERMS_VERSION
 from .names import NAMES_VERSION
 
 MANIFEST = "manifest.json"
-# 2: sentences stored with their vectors and terms, chunks are sentence windows, names/IDF persisted at ingest.
-SCHEMA_VERSION = 2
+# 2: sentences stored with their vectors and terms, chunks are sentence windows, names/IDF persisted at ingest;
+# 3: papers keyed by an integer row number (n) that the full-text indexes share.
+SCHEMA_VERSION = 3
 REBUILD_HINT = "rebuild it with `rag ingest --rebuild` (this deletes only the index directory, never your source files)"
 # Manifest keys added later, with the value every index written before them had.
 _LEGACY = {"embedding_backend": "torch", "schema": 1, "splitter": 1, "terms": 1, "names": 1}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..text import abbreviated, coined, fold, singular, stem
+from ..text import abbreviated, coined, fold, singular
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -28,7 +28,7 @@ CREATE INDEX IF NOT EXISTS aliases_by_long ON aliases (long);
 CREATE INDEX IF NOT EXISTS aliases_by_paper ON aliases (paper_id);
 CREATE TABLE IF NOT EXISTS capitals (token TEXT NOT NULL, paper_id TEXT NOT NULL, PRIMARY KEY (token, paper_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS capitals_by_paper ON capitals (paper_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS paper_words USING fts5 (title, abstract, content='papers', content_rowid='rowid');
+CREATE VIRTUAL TABLE IF NOT EXISTS paper_words USING fts5 (title, abstract, content='papers', content_rowid='n');
 """
 
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]")
@@ -132,23 +132,23 @@ def name_rows(paper: Paper) -> dict[str, list[tuple]]:
 
 def forget_words(db: sqlite3.Connection, ids: list[str]) -> None:
     """Take these papers out of the two full-text indexes, before their rows in the papers table are replaced.
-    Both share the papers table's rowids: the phrase index reads its text from that table (so it must be told
-    the old text to remove), and a delete by rowid is a lookup where one by paper id scans the whole index
-    (25 ms a paper at 100k papers)."""
-    rows = select_in(db, "SELECT rowid, title, abstract FROM papers WHERE id IN ({})", ids)
+    Both are keyed by the papers table's row number `n` (an INTEGER PRIMARY KEY, which VACUUM keeps): the phrase
+    index reads its text from that table (so it must be told the old text to remove), and a delete by row number
+    is a lookup where one by paper id scans the whole index (25 ms a paper at 100k papers)."""
+    rows = select_in(db, "SELECT n, title, abstract FROM papers WHERE id IN ({})", ids)
     db.executemany("INSERT INTO paper_words (paper_words, rowid, title, abstract) VALUES ('delete', ?, ?, ?)", rows)
     db.executemany("DELETE FROM title_words WHERE rowid = ?", [(rowid,) for rowid, _, _ in rows])
 
 
 def write_names(db: sqlite3.Connection, papers: list[Paper]) -> None:
-    """Replace the name rows of these papers and index their text (inside the caller's transaction, after their
-    rows in the papers table are written and `forget_words` removed what they replace)."""
+    """Replace the name rows of these papers and index their text. Inside the caller's transaction, in this order:
+    `forget_words` for the papers, their rows written to the papers table, then this."""
     ids = [(p.id,) for p in papers]
     for table in ("names", "titles", "aliases", "capitals"):
         db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", ids)
-    db.executemany("INSERT INTO paper_words (rowid, title, abstract) SELECT rowid, title, abstract FROM papers "
+    db.executemany("INSERT INTO paper_words (rowid, title, abstract) SELECT n, title, abstract FROM papers "
                    "WHERE id = ?", ids)
-    db.executemany("INSERT INTO title_words (rowid, folded, paper_id) SELECT rowid, ?, id FROM papers WHERE id = ?",
+    db.executemany("INSERT INTO title_words (rowid, folded, paper_id) SELECT n, ?, id FROM papers WHERE id = ?",
                    [(fold(p.title), p.id) for p in papers])
     for paper in papers:
         for table, rows in name_rows(paper).items():
@@ -223,14 +223,15 @@ class NameIndex:
 
     def _widely_written(self, long: str) -> bool:
         """More than MAX_PAPERS_PER_NAME papers write this long form, singular or plural ("neural network(s)",
-        "Gaussian process(es)"): its abbreviation is the field's word, not a paper's name. One phrase query."""
-        tokens = re.findall(r"[^\W_]+", long)
-        if not tokens:
+        "Gaussian process(es)", "polic(y|ies)"): its abbreviation is the field's word, not a paper's name. One
+        query over exact phrases (a prefix would also match "generat*" for "generation" and read whole posting
+        lists)."""
+        words = long.split()  # folded: lower-case letters, digits and spaces
+        if not words:
             return False
-        last = stem([tokens[-1]])[0]
-        tokens[-1] = last if tokens[-1].startswith(last) else tokens[-1]  # "networks" -> network*, "studies" -> studi*
+        phrases = " OR ".join(f'"{" ".join(words[:-1] + [last])}"' for last in sorted(_number_forms(words[-1])))
         found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
-                                (f'"{" ".join(tokens)}" *', MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
+                                (phrases, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         return found > MAX_PAPERS_PER_NAME
 
     def papers_named(self, names: list[str]) -> list[str]:
@@ -289,6 +290,20 @@ class NameIndex:
 
     def _select(self, sql: str, values: list[str]) -> list[tuple]:
         return select_in(self.db, sql, values)
+
+
+def _number_forms(word: str) -> set[str]:
+    """A word's singular and plural spellings (English regular forms; both directions)."""
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("y"):
+        forms.add(word[:-1] + "ies")
+    if word.endswith("ies"):
+        forms.add(word[:-3] + "y")
+    if word.endswith("es"):
+        forms.add(word[:-2])
+    if word.endswith("s"):
+        forms.add(word[:-1])
+    return forms
 
 
 def _unambiguous(rows: list[tuple]) -> list[str]:

@@ -25,8 +25,9 @@ PAPERS_DB = "papers.sqlite"
 VECTOR_DTYPE = np.float16  # half the bytes of float32; cosine error ~1e-3, far below what any decision uses
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS papers (id TEXT PRIMARY KEY, title TEXT NOT NULL, abstract TEXT NOT NULL, url TEXT,
-    authors TEXT, published TEXT, categories TEXT, sources TEXT, hash TEXT NOT NULL, n_chunks INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS papers (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, title TEXT NOT NULL,
+    abstract TEXT NOT NULL, url TEXT, authors TEXT, published TEXT, categories TEXT, sources TEXT, hash TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sentences (paper_id TEXT NOT NULL, idx INTEGER NOT NULL, start INTEGER NOT NULL,
     end INTEGER NOT NULL, evidence INTEGER NOT NULL, terms TEXT NOT NULL, vector BLOB, PRIMARY KEY (paper_id, idx))
     WITHOUT ROWID;
@@ -188,7 +189,7 @@ class PaperStore:
             self._count_terms([paper_terms(p) for p in papers], +1)
             for table in ("sentences", "chunks"):
                 self.db.executemany(f"DELETE FROM {table} WHERE paper_id = ?", [(p.id,) for p in papers])
-            names.forget_words(self.db, list(old))
+            names.forget_words(self.db, [p.id for p in papers])  # before their rows are replaced
             for paper, sentences, vectors, evidence, chunks in batch:
                 self._insert(paper, sentences, vectors, evidence, chunks)
             names.write_names(self.db, papers)
@@ -207,7 +208,7 @@ class PaperStore:
     def _insert(self, paper: Paper, sentences: list[Sentence], vectors: np.ndarray, evidence: list[bool],
                 chunks: list[Chunk]) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO papers VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO papers ({_PAPER_COLUMNS}, hash, n_chunks) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (paper.id, paper.title, paper.abstract, paper.url, json.dumps(paper.authors), paper.published,
              json.dumps(paper.categories), json.dumps(paper.sources), paper.content_hash, len(chunks)))
         self.db.executemany("INSERT INTO chunks VALUES (?,?,?,?)", [(paper.id, c.index, c.start, c.end) for c in chunks])

@@ -330,7 +330,7 @@ def _names_apart(query: Query, evidence: list[PaperEvidence]) -> bool:
 
 
 def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Citation]]:
-    """The paper's best-ranked sentences, in the abstract's order."""
+    """The paper's shown sentences (the best, then what each adds), in the abstract's order."""
     picked = sorted(pe.shown[:max_sentences], key=lambda e: e.start)
     body = " ".join(attach_marker(defang(e.text), "[1]") for e in picked)
     text = f"From \u201c{defang(pe.hit.paper.title)}\u201d [1]: {body}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -42,10 +43,14 @@ class Probe:
 
     def share(self, probe_terms: set[str]) -> float:
         """IDF-weighted share of the probe's terms that these (some of its own terms) make up."""
-        total = sum(self.weights.get(t, 0.0) for t in self.terms)
-        if total <= 0:
+        if self._total <= 0:
             return 0.0
-        return sum(self.weights.get(t, 0.0) for t in probe_terms) / total
+        return sum(self.weights.get(t, 0.0) for t in probe_terms) / self._total
+
+    @cached_property
+    def _total(self) -> float:
+        """The weight of all its terms: summed once, not for each of the hundreds of sentences scored."""
+        return sum(self.weights.get(t, 0.0) for t in self.terms)
 
 
 def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:

@@ -45,7 +45,7 @@ _SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|ter
 # abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper;
 # 5: a token ending in "ss" ("FocalLoss") is not a plural; 6: a phrase index over titles and abstracts (paper_words),
 # so a long form many papers write ("neural networks") makes its abbreviation (NNs) name no paper, and both
-# full-text indexes keyed by the papers table's rowid.
+# full-text indexes keyed by the papers table's row number (n).
 NAMES_VERSION = 6
 
 

@@ -36,6 +36,28 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
     return " ".join(kept)
 
 
+def split_share(query: Query, judged: list[Judged], store, threshold: float) -> float:
+    """How far the question splits between the best paper and another likely one (P(answers) at least half the
+    threshold): the IDF-weighted share of its terms that only the other paper holds, or that only the best one
+    holds, whichever is smaller, at the candidate where that is largest. A question about one paper leaves little
+    that a second paper alone holds; one about two papers splits ("the dataset sizes behind Recon and Mixed-R1",
+    "the paper tracing multilingual knowledge acquisition, and the one on derivational morphology"), whatever
+    its wording, which the intent reading from the question alone cannot see."""
+    if len(judged) < 2:
+        return 0.0
+    q_terms = set(terms(query.asked, question=True))
+    weights = store.idf(q_terms)
+    total = sum(weights.values()) or 1.0
+    first = q_terms & judged[0].evidence.paper_terms
+    residual = q_terms - first
+
+    def share(held: set[str]) -> float:
+        return sum(weights[t] for t in held) / total
+
+    return max((min(share(residual & j.evidence.paper_terms), share(first - j.evidence.paper_terms))
+                for j in judged[1:] if j.probability >= threshold / 2), default=0.0)
+
+
 def second_paper(query: Query, judged: list[Judged], store, threshold: float,
                  reask: Callable[[str], list[Judged]] | None = None) -> Judged | None:
     """`reask(text)` judges the papers for another wording of the question (the chain's retrieval and answers

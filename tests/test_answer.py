@@ -3,6 +3,7 @@ import pytest
 
 from rag.query import EmptyQuestionError
 from rag.prompts import REFUSAL
+from rag.types import Intent
 
 MULTIGRID = "A Multigrid Method for Efficiently Training Video Models"
 
@@ -104,6 +105,24 @@ def test_comparison_finds_a_second_paper_the_first_retrieval_missed(full_assista
 
     monkeypatch.setattr(rag.answer, "second_paper", lambda *args, reask=None: second_paper(*args))
     assert {c.title for c in full_assistant.ask(question).citations} != both
+
+
+def test_a_question_read_as_one_papers_fact_is_answered_as_a_comparison_when_it_splits_between_two(full_assistant):
+    """The intent reading sees only the question: it takes this one for a one-paper fact. Its terms split between
+    two papers (APTx's half is in no GELU sentence and the reverse), so it is answered as a comparison, each side
+    quoting its own paper. A question about one of them stays a one-paper answer."""
+    question = "What activation does APTx resemble and what does GELU weight inputs by?"
+    assert full_assistant.chat().resolve(question).intent is Intent.FACT  # what the reader alone makes of it
+    answer = full_assistant.ask(question)
+    assert answer.intent is Intent.COMPARE and not answer.abstained
+    quotes = {c.title: c.quote for c in answer.citations}
+    assert set(quotes) == {"Gaussian Error Linear Units (GELUs)",
+                           "APTx: better activation function than MISH, SWISH, and ReLU's variants used in deep learning"}
+    gelu, aptx = answer.text.split("\n")[:2]
+    assert gelu.startswith("\u201cGaussian Error") and "weights inputs by their value" in gelu and "[2]" not in gelu
+    assert aptx.startswith("\u201cAPTx") and "behaves similar to MISH" in aptx and "[1]" not in aptx
+    one = full_assistant.ask("What does the GELU nonlinearity weight its inputs by?")
+    assert one.intent is Intent.FACT and [c.title for c in one.citations] == ["Gaussian Error Linear Units (GELUs)"]
 
 
 def test_residual_question_drops_every_way_the_first_paper_is_named():

@@ -96,13 +96,7 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str, fea
 def train_question_models(assistant, dev, intent_file: Path, written_items=()) -> None:
     from rag.query import question_features
 
-    rows = [json.loads(line) for line in intent_file.read_text().splitlines() if line.strip()]
-    rows += [{"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
-              "follow_up": bool(item.history)} for item in written_items if item.kind in INTENT_OF_KIND]
-    written = len(rows)
-    for item in dev:
-        rows.append({"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
-                     "follow_up": bool(item.history)})
+    rows, written = question_rows(dev, intent_file, written_items)
     vectors = assistant.embedder.encode([r["question"] for r in rows])
     intent_out_of_fold(rows, vectors, written, [item.kind for item in dev])
     vocabulary = cue_vocabulary(rows)
@@ -127,6 +121,18 @@ def train_question_models(assistant, dev, intent_file: Path, written_items=()) -
     load_model.cache_clear()
 
 
+def question_rows(dev, intent_file: Path, written_items=()) -> tuple[list[dict], int]:
+    """The question models' rows: the written intent questions, the written answerable set's, then dev's (their
+    labels from the item kinds); and how many come before dev's."""
+    rows = [json.loads(line) for line in intent_file.read_text().splitlines() if line.strip()]
+    rows += [{"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
+              "follow_up": bool(item.history)} for item in written_items if item.kind in INTENT_OF_KIND]
+    written = len(rows)
+    rows += [{"question": item.question, "intent": INTENT_OF_KIND.get(item.kind), "answer_type": None,
+              "follow_up": bool(item.history)} for item in dev]
+    return rows, written
+
+
 def cue_vocabulary(rows: list[dict]) -> tuple[str, ...]:
     from rag.query import cues
 
@@ -136,15 +142,16 @@ def cue_vocabulary(rows: list[dict]) -> tuple[str, ...]:
     return tuple(sorted(c for c, n in seen.items() if n >= 3))
 
 
-def intent_out_of_fold(rows: list[dict], vectors: np.ndarray, written: int, kinds: list[str]) -> None:
+def intent_out_of_fold(rows: list[dict], vectors: np.ndarray, written: int, kinds: list[str]) -> list[str]:
     """How the intent reading holds on dev questions it never saw (5 folds over dev; the written questions always
-    train), per kind: the training accuracy printed below says nothing about that."""
+    train), per kind: the training accuracy printed below says nothing about that. Returns every dev question's
+    reading by the model that did not see it (evals/unseen_intents.py answers dev with them)."""
     from rag.eval import KIND_INTENTS
     from rag.query import question_features
 
     classes = INTENT_CLASSES
     fold = np.random.default_rng(0).permutation(len(kinds)) % FOLDS
-    right: dict[str, list[bool]] = {}
+    readings = [""] * len(kinds)
     for f in range(FOLDS):
         kept = [i for i, r in enumerate(rows) if r["intent"] and (i < written or fold[i - written] != f)]
         vocabulary = cue_vocabulary([rows[i] for i in kept])
@@ -152,12 +159,16 @@ def intent_out_of_fold(rows: list[dict], vectors: np.ndarray, written: int, kind
         model = fit(x, np.array([rows[i]["intent"] for i in kept]), "intent", tuple(range(x.shape[1])), classes,
                     c=0.5, floor_from=vectors.shape[1], floor=CUE_SCALE_FLOOR)
         for i in np.flatnonzero(fold == f):
-            if kinds[i] in KIND_INTENTS:
-                row = written + i
-                p = model.proba(question_features(rows[row]["question"], vectors[row], vocabulary)[None])[0]
-                right.setdefault(kinds[i], []).append(classes[int(np.argmax(p))] in KIND_INTENTS[kinds[i]])
+            row = written + i
+            p = model.proba(question_features(rows[row]["question"], vectors[row], vocabulary)[None])[0]
+            readings[i] = classes[int(np.argmax(p))]
+    right: dict[str, list[bool]] = {}
+    for kind, reading in zip(kinds, readings):
+        if kind in KIND_INTENTS:
+            right.setdefault(kind, []).append(reading in KIND_INTENTS[kind])
     print("intent out-of-fold on dev: " + ", ".join(f"{k} {np.mean(v):.3f} (n={len(v)})"
                                                     for k, v in sorted(right.items())))
+    return readings
 
 
 def follow_up_threshold(model: LinearModel, x: np.ndarray, rows: list[dict]) -> float:

@@ -140,3 +140,35 @@ def test_only_the_definitions_whose_long_form_many_papers_write_name_no_paper():
     db.execute("DELETE FROM papers WHERE id IN ('other0', 'other1')")
     db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")  # re-read the papers table
     assert index.papers_defining("How is GP used here?") == ["gp-bo", "gp-evo"]  # three write it: a rare name
+
+
+def test_a_short_name_many_papers_write_names_no_paper():
+    """A title's short name that more than three papers write is the field's word or a plain one: "is it safe to
+    …" does not name the SAFE paper, while a short name only its paper writes still does. A question writing the
+    name still finds the paper by retrieval (not tested here: this is the name index alone)."""
+    from rag.types import Paper
+
+    papers = [Paper("safe", "SAFE: Sensitivity-Aware Features", "We detect objects with sensitivity-aware features."),
+              Paper("deup", "DEUP: Direct Epistemic Uncertainty Prediction", "We predict epistemic uncertainty.")]
+    papers += [Paper(f"other{i}", f"Control paper {i}", f"Our controller keeps robot {i} safe.") for i in range(4)]
+    db = sqlite3.connect(":memory:")
+    db.executescript(store.SCHEMA)
+    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
+                   [(p.id, p.title, p.abstract) for p in papers])
+    names.write_names(db, papers)
+    index = names.NameIndex(db)
+    assert index.match("Is it safe to use warmup with Adam, and how does DEUP work?") == ["deup"]
+    db.execute("DELETE FROM papers WHERE id IN ('other0', 'other1')")
+    db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")
+    assert sorted(index.match("Is it safe to use warmup with Adam, and how does DEUP work?")) == ["deup", "safe"]
+
+
+def test_singular_and_plural_forms_follow_english_spelling():
+    """A long form's last word is looked up singular and plural: "es" only after a sibilant, so "rat" is not read
+    as "rates" (which would count every paper writing "learning rates" as writing the long form)."""
+    assert names._number_forms("rat") == {"rat", "rats"}
+    assert names._number_forms("rates") == {"rate", "rates"}
+    assert names._number_forms("process") == {"process", "processes"}
+    assert names._number_forms("processes") == {"process", "processes"}
+    assert names._number_forms("policy") == {"policy", "policies"}
+    assert names._number_forms("loss") == {"loss", "losses"}

@@ -227,17 +227,23 @@ class NameIndex:
         query over exact phrases (a prefix would also match "generat*" for "generation" and read whole posting
         lists)."""
         words = long.split()  # folded: lower-case letters, digits and spaces
-        if not words:
-            return False
-        phrases = " OR ".join(f'"{" ".join(words[:-1] + [last])}"' for last in sorted(_number_forms(words[-1])))
+        return bool(words) and self._written_by_many(
+            " ".join(words[:-1] + [last]) for last in sorted(_number_forms(words[-1])))
+
+    def _written_by_many(self, phrases) -> bool:
+        """More than MAX_PAPERS_PER_NAME papers' titles or abstracts write one of these folded phrases."""
+        query = " OR ".join(f'"{phrase}"' for phrase in phrases)
         found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
-                                (phrases, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
+                                (query, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         return found > MAX_PAPERS_PER_NAME
 
     def papers_named(self, names: list[str]) -> list[str]:
-        """Papers going by any of these (folded) names, skipping names shared by too many papers."""
-        return _unambiguous(self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id",
-                                         names))
+        """Papers going by any of these (folded) names, skipping names shared by too many papers and names more
+        papers write than that: a title's short name that is the field's word (ReLU, D4RL) or a plain one (FOCUS,
+        SAFE: "is it safe to …") names no paper; retrieval still finds a paper by it."""
+        rows = self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id", names)
+        common = {name for name in {name for name, _ in rows} if self._written_by_many([name])}
+        return _unambiguous([row for row in rows if row[0] not in common])
 
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
@@ -292,17 +298,22 @@ class NameIndex:
         return select_in(self.db, sql, values)
 
 
+_SIBILANT = ("s", "x", "z", "ch", "sh")  # the endings whose regular plural adds "es" ("processes", not "rates")
+
+
 def _number_forms(word: str) -> set[str]:
     """A word's singular and plural spellings (English regular forms; both directions)."""
-    forms = {word, word + "s", word + "es"}
-    if word.endswith("y"):
-        forms.add(word[:-1] + "ies")
+    forms = {word}
     if word.endswith("ies"):
         forms.add(word[:-3] + "y")
-    if word.endswith("es"):
+    elif word.endswith("es") and word[:-2].endswith(_SIBILANT):
         forms.add(word[:-2])
-    if word.endswith("s"):
+    elif word.endswith("s") and not word.endswith("ss"):
         forms.add(word[:-1])
+    elif word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
+        forms.add(word[:-1] + "ies")
+    else:
+        forms.add(word + ("es" if word.endswith(_SIBILANT) else "s"))
     return forms
 
 

@@ -122,6 +122,22 @@ def test_bm25_search_equals_bm25s_retrieval(small_assistant, papers_by_title):
     assert {pid for pid, _ in ours.search("learning", 10, allowed)} <= allowed
 
 
+def _name_index(papers):
+    """A name index over these papers in an in-memory store."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(store.SCHEMA)
+    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
+                   [(p.id, p.title, p.abstract) for p in papers])
+    names.write_names(db, papers)
+    return db, names.NameIndex(db)
+
+
+def _forget(db, ids):
+    """Delete papers and rebuild the phrase index from the papers table."""
+    db.executemany("DELETE FROM papers WHERE id = ?", [(i,) for i in ids])
+    db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")
+
+
 def test_only_the_definitions_whose_long_form_many_papers_write_name_no_paper():
     """GP is "genetic programming" in one abstract and "Gaussian process" in another; four more write Gaussian
     processes (plural). The widely written definition names no paper; the rare one still names its paper."""
@@ -130,15 +146,9 @@ def test_only_the_definitions_whose_long_form_many_papers_write_name_no_paper():
     papers = [Paper("gp-evo", "Evolving programs", "We study genetic programming (GP) for symbolic regression."),
               Paper("gp-bo", "Surrogates for search", "A Gaussian process (GP) models the objective.")]
     papers += [Paper(f"other{i}", f"Kernel paper {i}", f"We fit Gaussian processes to task {i}.") for i in range(4)]
-    db = sqlite3.connect(":memory:")
-    db.executescript(store.SCHEMA)
-    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
-                   [(p.id, p.title, p.abstract) for p in papers])
-    names.write_names(db, papers)
-    index = names.NameIndex(db)
+    db, index = _name_index(papers)
     assert index.papers_defining("How is GP used here?") == ["gp-evo"]
-    db.execute("DELETE FROM papers WHERE id IN ('other0', 'other1')")
-    db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")  # re-read the papers table
+    _forget(db, ["other0", "other1"])
     assert index.papers_defining("How is GP used here?") == ["gp-bo", "gp-evo"]  # three write it: a rare name
 
 
@@ -151,15 +161,9 @@ def test_a_short_name_many_papers_write_names_no_paper():
     papers = [Paper("safe", "SAFE: Sensitivity-Aware Features", "We detect objects with sensitivity-aware features."),
               Paper("deup", "DEUP: Direct Epistemic Uncertainty Prediction", "We predict epistemic uncertainty.")]
     papers += [Paper(f"other{i}", f"Control paper {i}", f"Our controller keeps robot {i} safe.") for i in range(4)]
-    db = sqlite3.connect(":memory:")
-    db.executescript(store.SCHEMA)
-    db.executemany("INSERT INTO papers (id, title, abstract, hash, n_chunks) VALUES (?, ?, ?, '', 0)",
-                   [(p.id, p.title, p.abstract) for p in papers])
-    names.write_names(db, papers)
-    index = names.NameIndex(db)
+    db, index = _name_index(papers)
     assert index.match("Is it safe to use warmup with Adam, and how does DEUP work?") == ["deup"]
-    db.execute("DELETE FROM papers WHERE id IN ('other0', 'other1')")
-    db.execute("INSERT INTO paper_words (paper_words) VALUES ('rebuild')")
+    _forget(db, ["other0", "other1"])
     assert sorted(index.match("Is it safe to use warmup with Adam, and how does DEUP work?")) == ["deup", "safe"]
 
 

@@ -32,6 +32,10 @@ FOCUS_DISCOUNT = 0.5
 # another likely one (compare.split_share). Chosen on dev-side questions with intents read out of fold, as unseen
 # questions are read.
 SPLIT_SHARE = 0.25
+# And a question read as a comparison is one paper's when no other pooled paper, however unlikely, holds this much
+# of what the question asks that the best paper lacks ("What does OOD stand for in 'Unified Out-Of-Distribution
+# Detection', and what does it propose to detect?" is two questions about one paper). Chosen the same way.
+ONE_PAPER_SHARE = 0.05
 # Half or more of the question's content words in no indexed abstract: off-corpus, answered by no paper and not
 # sent to an LLM. On dev it stops 6 of 80 unanswerable questions and no answerable one (the highest share among
 # answerable dev questions is 0.33).
@@ -70,8 +74,9 @@ class AnswerChain:
                     f"answered from the papers with {implied.describe()} (read from the question)",))
         hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
         evidence, beyond = self._split_pool(query, evidence)
-        if self._about_two_papers(query, evidence, signals):  # then pooled and judged as comparisons are
-            query = replace(query, intent=Intent.COMPARE)
+        papers = self._papers_asked_about(query, evidence, signals)
+        if papers:  # then pooled and judged as questions of that kind are
+            query = replace(query, intent=papers)
             hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
             evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
@@ -191,17 +196,22 @@ class AnswerChain:
         other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))
         return [judged[0]] + ([other] if other else []), top
 
-    def _about_two_papers(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> bool:
-        """A question read as a one-paper fact or definition whose terms split between two likely papers (not a
-        follow-up: the conversation's paper is the one it is about). The papers are judged as for one paper
-        (a number question's papers must show a number); the names-apart check, which a comparison is exempt
-        from, comes after."""
-        if query.intent not in (Intent.FACT, Intent.DEFINITION) or query.focus:
-            return False
+    def _papers_asked_about(self, query: Query, evidence: list[PaperEvidence],
+                            signals: QuestionSignals) -> Intent | None:
+        """The intent the corpus shows when the reading from the words alone took one paper for two or two for
+        one: a one-paper fact or definition whose terms split between two likely papers is a comparison; a
+        comparison that no second pooled paper splits with the best is one paper's fact. Not for follow-ups (the
+        conversation's papers are the ones asked about). The papers are judged as the reading judges them (a
+        one-paper number question's papers must show a number); the names-apart check comes after."""
+        if query.focus or query.intent not in (Intent.FACT, Intent.DEFINITION, Intent.COMPARE):
+            return None
         threshold = answer_threshold(self.settings.answer)
         judged = self._judge(query, evidence, signals)
-        return bool(judged) and judged[0].probability >= threshold and \
-            split_share(query, judged, self.store, threshold) >= SPLIT_SHARE
+        if not judged or judged[0].probability < threshold:
+            return None
+        if query.intent is Intent.COMPARE:
+            return Intent.FACT if split_share(query, judged, self.store, 0.0) < ONE_PAPER_SHARE else None
+        return Intent.COMPARE if split_share(query, judged, self.store, threshold) >= SPLIT_SHARE else None
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         """Papers by P(states the answer), those the number guard lets through."""

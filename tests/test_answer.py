@@ -125,6 +125,16 @@ def test_a_question_read_as_one_papers_fact_is_answered_as_a_comparison_when_it_
     assert one.intent is Intent.FACT and [c.title for c in one.citations] == ["Gaussian Error Linear Units (GELUs)"]
 
 
+def test_a_question_read_as_a_comparison_is_one_papers_when_nothing_splits_it(full_assistant):
+    """Two questions about one paper read as a comparison: no other pooled paper holds what the question asks
+    that this paper lacks, so it is answered from the one paper (a second, unrelated paper was cited before)."""
+    question = "In Unified Out-Of-Distribution Detection, what does OOD abbreviate and what is detected?"
+    assert full_assistant.chat().resolve(question).intent is Intent.COMPARE  # what the reader alone makes of it
+    answer = full_assistant.ask(question)
+    assert answer.intent is Intent.FACT and not answer.abstained
+    assert [c.title for c in answer.citations] == ["Unified Out-Of-Distribution Detection: A Model-Specific Perspective"]
+
+
 def test_residual_question_drops_every_way_the_first_paper_is_named():
     """The re-asked question keeps what is asked of the other paper and nothing naming the first: its title words
     hyphenated or joined ("pre-training" / "pretraining") and its short name ("LOOK")."""

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Callable
 
 from .citations import attach_marker, defang
-from .compare import compare_sentence, second_paper, split_share
+from .compare import SPLIT_SHARE, about_one_paper, compare_sentence, second_paper, split_share
 from .config import Settings
 from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
@@ -28,14 +28,6 @@ LIST_POOL = 40
 COMPARE_POOL = 10
 NAMES_POOL = 10  # the retrieved papers one of which should hold everything a one-paper question names
 FOCUS_DISCOUNT = 0.5
-# A question read as one paper's fact is a comparison when its terms split this far between the best paper and
-# another likely one (compare.split_share). Chosen on dev-side questions with intents read out of fold, as unseen
-# questions are read.
-SPLIT_SHARE = 0.25
-# And a question read as a comparison is one paper's when no other pooled paper, however unlikely, holds this much
-# of what the question asks that the best paper lacks ("What does OOD stand for in 'Unified Out-Of-Distribution
-# Detection', and what does it propose to detect?" is two questions about one paper). Chosen the same way.
-ONE_PAPER_SHARE = 0.05
 # Half or more of the question's content words in no indexed abstract: off-corpus, answered by no paper and not
 # sent to an LLM. On dev it stops 6 of 80 unanswerable questions and no answerable one (the highest share among
 # answerable dev questions is 0.33).
@@ -74,11 +66,6 @@ class AnswerChain:
                     f"answered from the papers with {implied.describe()} (read from the question)",))
         hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
         evidence, beyond = self._split_pool(query, evidence)
-        papers = self._papers_asked_about(query, evidence, signals)
-        if papers:  # then pooled and judged as questions of that kind are
-            query = replace(query, intent=papers)
-            hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
-            evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
             query = replace(query, intent=Intent.LIST)  # "papers … published since 2024": which papers, not a field
         base = dict(question=query.question, sources=tuple(hits), standalone_question=query.standalone,
@@ -90,6 +77,12 @@ class AnswerChain:
             return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_CORPUS))
         if query.intent is Intent.METADATA:
             return self._metadata(query, evidence, base, on_token)
+        reading = self._papers_asked_about(query, evidence, signals)
+        if reading is not None:  # then pooled and judged as questions of that kind are
+            query = replace(query, intent=reading)
+            hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
+            evidence, beyond = self._split_pool(query, evidence)
+            base.update(sources=tuple(hits), intent=reading)
         if query.intent is Intent.LIST and query.filters and not topic_left(query):
             chosen = self._all_passing(query)
         elif query.intent is Intent.LIST:
@@ -200,9 +193,9 @@ class AnswerChain:
                             signals: QuestionSignals) -> Intent | None:
         """The intent the corpus shows when the reading from the words alone took one paper for two or two for
         one: a one-paper fact or definition whose terms split between two likely papers is a comparison; a
-        comparison that no second pooled paper splits with the best is one paper's fact. Not for follow-ups (the
-        conversation's papers are the ones asked about). The papers are judged as the reading judges them (a
-        one-paper number question's papers must show a number); the names-apart check comes after."""
+        comparison whose best paper lacks nothing another pooled paper holds is one paper's fact. Not for
+        follow-ups (the conversation's papers are the ones asked about). The papers are judged as the reading
+        judges them (a one-paper number question's papers must show a number)."""
         if query.focus or query.intent not in (Intent.FACT, Intent.DEFINITION, Intent.COMPARE):
             return None
         threshold = answer_threshold(self.settings.answer)
@@ -210,8 +203,11 @@ class AnswerChain:
         if not judged or judged[0].probability < threshold:
             return None
         if query.intent is Intent.COMPARE:
-            return Intent.FACT if split_share(query, judged, self.store, 0.0) < ONE_PAPER_SHARE else None
-        return Intent.COMPARE if split_share(query, judged, self.store, threshold) >= SPLIT_SHARE else None
+            return Intent.FACT if about_one_paper(query, judged, self.store) else None
+        # names no one paper holds together ("the LoRA paper's rank for GPT-3") are declined unless both papers
+        # are as likely to answer as a one-paper answer must be
+        floor = threshold if _names_apart(query, evidence) else threshold / 2
+        return Intent.COMPARE if split_share(query, judged, self.store, floor) >= SPLIT_SHARE else None
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         """Papers by P(states the answer), those the number guard lets through."""

@@ -135,6 +135,38 @@ def test_a_question_read_as_a_comparison_is_one_papers_when_nothing_splits_it(fu
     assert [c.title for c in answer.citations] == ["Unified Out-Of-Distribution Detection: A Model-Specific Perspective"]
 
 
+def test_how_far_a_question_splits_between_two_papers(small_assistant):
+    """split_share: the smaller of what only the other paper holds and what only the best holds, among
+    candidates at least `floor` likely. about_one_paper: a comparison is one paper's only when no other pooled
+    paper holds part of what the best lacks; a second paper whose abstract also covers the best's part (follow-up
+    work) keeps it a comparison, and a named one always does."""
+    from types import SimpleNamespace
+
+    from rag.compare import about_one_paper, split_share
+    from rag.support import Judged
+    from rag.text import terms
+    from rag.types import Query
+
+    store = small_assistant.index.store
+    query = Query(question="Which optimizer does the grokking paper tune, and how much dropout does the video paper use?")
+    grokking, video = set(terms("optimizer grokking tune")), set(terms("dropout video"))
+
+    def judged(held: set[str], p: float, named: bool = False) -> Judged:
+        return Judged(SimpleNamespace(paper_terms=frozenset(held), hit=SimpleNamespace(title_match=named)), p)
+
+    two = [judged(grokking, 0.9), judged(video, 0.5)]
+    assert split_share(query, two, store, 0.4) > 0.25
+    assert split_share(query, two, store, 0.6) == 0.0  # the other paper is not likely enough
+    assert split_share(query, two[:1], store, 0.0) == 0.0
+    assert not about_one_paper(query, two, store)
+    superset = [judged(grokking, 0.9), judged(grokking | video, 0.5)]
+    assert split_share(query, superset, store, 0.0) == 0.0 and not about_one_paper(query, superset, store)
+    alone = [judged(grokking | video, 0.9), judged(set(terms("optimizer")), 0.5)]
+    assert about_one_paper(query, alone, store)
+    assert not about_one_paper(query, [alone[0], judged(set(), 0.5, named=True)], store)
+    assert not about_one_paper(query, alone[:1], store)
+
+
 def test_residual_question_drops_every_way_the_first_paper_is_named():
     """The re-asked question keeps what is asked of the other paper and nothing naming the first: its title words
     hyphenated or joined ("pre-training" / "pretraining") and its short name ("LOOK")."""

@@ -231,8 +231,12 @@ class NameIndex:
             " ".join(words[:-1] + [last]) for last in sorted(_number_forms(words[-1])))
 
     def _written_by_many(self, phrases) -> bool:
-        """More than MAX_PAPERS_PER_NAME papers' titles or abstracts write one of these folded phrases."""
-        query = " OR ".join(f'"{phrase}"' for phrase in phrases)
+        """More than MAX_PAPERS_PER_NAME papers' titles or abstracts write one of these phrases (FTS5 phrase
+        strings, quotes doubled; a phrase without a letter or digit matches nothing)."""
+        quoted = ['"{}"'.format(p.replace('"', '""')) for p in phrases if any(c.isalnum() for c in p)]
+        if not quoted:
+            return False
+        query = " OR ".join(quoted)
         found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
                                 (query, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         return found > MAX_PAPERS_PER_NAME
@@ -302,14 +306,16 @@ _SIBILANT = ("s", "x", "z", "ch", "sh")  # the endings whose regular plural adds
 
 
 def _number_forms(word: str) -> set[str]:
-    """A word's singular and plural spellings (English regular forms; both directions)."""
+    """A word's singular and plural spellings (English regular forms; both directions). Where the ending does
+    not tell, both readings are kept ("responses" → response and respons, "bias" → biases): a form no paper
+    writes costs nothing, a missing one undercounts."""
     forms = {word}
     if word.endswith("ies"):
-        forms.add(word[:-3] + "y")
+        forms |= {word[:-3] + "y", word[:-1]}                      # policies, movies
     elif word.endswith("es") and word[:-2].endswith(_SIBILANT):
-        forms.add(word[:-2])
+        forms |= {word[:-2], word[:-1]}                            # processes, responses
     elif word.endswith("s") and not word.endswith("ss"):
-        forms.add(word[:-1])
+        forms |= {word[:-1], word + "es"}                          # networks, bias
     elif word.endswith("y") and word[-2:-1] not in ("a", "e", "i", "o", "u"):
         forms.add(word[:-1] + "ies")
     else:

@@ -56,11 +56,11 @@ class QuestionWeights:
 
 def split_share(query: Query, judged: list[Judged], store, floor: float) -> float:
     """How far the question splits between the best paper and another likely one (P(answers) at least `floor`):
-    the IDF-weighted share of its terms that only the other paper holds, or that only the best one
-    holds, whichever is smaller, at the candidate where that is largest. A question about one paper leaves little
-    that a second paper alone holds; one about two papers splits ("the dataset sizes behind Recon and Mixed-R1",
-    "the paper tracing multilingual knowledge acquisition, and the one on derivational morphology"), whatever
-    its wording, which the intent reading from the question alone cannot see."""
+    the IDF-weighted share of its terms that only the other paper holds, or that only the best one holds,
+    whichever is smaller, at the candidate where that is largest. A question about one paper leaves little that
+    a second paper alone holds; one about two papers splits ("the dataset sizes behind Recon and Mixed-R1", "the
+    paper tracing multilingual knowledge acquisition, and the one on derivational morphology"), whatever its
+    wording, which the intent reading from the question alone cannot see."""
     if len(judged) < 2:
         return 0.0
     q = QuestionWeights(query, store)

@@ -77,18 +77,19 @@ class AnswerChain:
             return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_CORPUS))
         if query.intent is Intent.METADATA:
             return self._metadata(query, evidence, base, on_token)
-        reading = self._papers_asked_about(query, evidence, signals)
+        reading, judged = self._papers_asked_about(query, evidence, signals)
         if reading is not None:  # then pooled and judged as questions of that kind are
             query = replace(query, intent=reading)
             hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
             evidence, beyond = self._split_pool(query, evidence)
             base.update(sources=tuple(hits), intent=reading)
+            judged = None
         if query.intent is Intent.LIST and query.filters and not topic_left(query):
             chosen = self._all_passing(query)
         elif query.intent is Intent.LIST:
             chosen = self._list_members(evidence, signals)
         else:
-            chosen, top = self._answering(query, evidence, signals)
+            chosen, top = self._answering(query, evidence, signals, judged)
             if top is not None:
                 base.update(confidence=top.probability, candidate=top.evidence.paper_id)
         if self.llm is not None:
@@ -170,11 +171,12 @@ class AnswerChain:
         return " ".join(completion.text.split())[:1000]
 
     # ---- which papers answer --------------------------------------------------------------------
-    def _answering(self, query: Query, evidence: list[PaperEvidence],
-                   signals: QuestionSignals) -> tuple[list[Judged], Judged | None]:
+    def _answering(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals,
+                   judged: list[Judged] | None = None) -> tuple[list[Judged], Judged | None]:
         """The paper that answers (two for a comparison), or [] when none clears the threshold; and the best
-        candidate whatever the threshold (its probability is the answer's confidence)."""
-        judged = self._judge(query, evidence, signals)
+        candidate whatever the threshold (its probability is the answer's confidence). `judged`: the papers as
+        _judge ranks them, when already judged for this query and pool."""
+        judged = self._judge(query, evidence, signals) if judged is None else judged
         threshold = answer_threshold(self.settings.answer)
         if _names_apart(query, evidence):
             return [], judged[0] if judged else None
@@ -190,24 +192,25 @@ class AnswerChain:
         return [judged[0]] + ([other] if other else []), top
 
     def _papers_asked_about(self, query: Query, evidence: list[PaperEvidence],
-                            signals: QuestionSignals) -> Intent | None:
+                            signals: QuestionSignals) -> tuple[Intent | None, list[Judged] | None]:
         """The intent the corpus shows when the reading from the words alone took one paper for two or two for
         one: a one-paper fact or definition whose terms split between two likely papers is a comparison; a
         comparison whose best paper lacks nothing another pooled paper holds is one paper's fact. Not for
         follow-ups (the conversation's papers are the ones asked about). The papers are judged as the reading
-        judges them (a one-paper number question's papers must show a number)."""
+        judges them (a one-paper number question's papers must show a number), and returned with the reading
+        so that a question not re-read is judged once."""
         if query.focus or query.intent not in (Intent.FACT, Intent.DEFINITION, Intent.COMPARE):
-            return None
+            return None, None
         threshold = answer_threshold(self.settings.answer)
         judged = self._judge(query, evidence, signals)
         if not judged or judged[0].probability < threshold:
-            return None
+            return None, judged
         if query.intent is Intent.COMPARE:
-            return Intent.FACT if about_one_paper(query, judged, self.store) else None
+            return (Intent.FACT if about_one_paper(query, judged, self.store) else None), judged
         # names no one paper holds together ("the LoRA paper's rank for GPT-3") are declined unless both papers
         # are as likely to answer as a one-paper answer must be
         floor = threshold if _names_apart(query, evidence) else threshold / 2
-        return Intent.COMPARE if split_share(query, judged, self.store, floor) >= SPLIT_SHARE else None
+        return (Intent.COMPARE if split_share(query, judged, self.store, floor) >= SPLIT_SHARE else None), judged
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         """Papers by P(states the answer), those the number guard lets through."""

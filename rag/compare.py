@@ -11,6 +11,7 @@ import re
 from typing import Callable, Sequence
 
 from .citations import measures
+from .evidence import Probe
 from .support import Judged
 from .text import fold, terms
 from .types import Query
@@ -42,16 +43,11 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
     return " ".join(kept)
 
 
-class QuestionWeights:
-    """The question's content terms with their IDF weights: how much of it a set of terms holds."""
-
-    def __init__(self, query: Query, store):
-        self.terms = set(terms(query.asked, question=True))
-        self.weights = store.idf(self.terms)
-        self.total = sum(self.weights.values()) or 1.0
-
-    def share(self, held) -> float:
-        return sum(self.weights[t] for t in held) / self.total
+def _question_probe(query: Query, store) -> Probe:
+    """The question's terms and IDF weights (no vector, no abbreviation pairs): Probe.share says how much of the
+    question a set of its terms is."""
+    asked = tuple(dict.fromkeys(terms(query.asked, question=True)))
+    return Probe(vector=None, terms=asked, weights=store.idf(set(asked)))
 
 
 def split_share(query: Query, judged: list[Judged], store, floor: float) -> float:
@@ -63,9 +59,9 @@ def split_share(query: Query, judged: list[Judged], store, floor: float) -> floa
     wording, which the intent reading from the question alone cannot see."""
     if len(judged) < 2:
         return 0.0
-    q = QuestionWeights(query, store)
-    first = q.terms & judged[0].evidence.paper_terms
-    residual = q.terms - first
+    q = _question_probe(query, store)
+    first = set(q.terms) & judged[0].evidence.paper_terms
+    residual = set(q.terms) - first
     return max((min(q.share(residual & j.evidence.paper_terms), q.share(first - j.evidence.paper_terms))
                 for j in judged[1:] if j.probability >= floor), default=0.0)
 
@@ -77,8 +73,8 @@ def about_one_paper(query: Query, judged: list[Judged], store) -> bool:
     first, rest = judged[0], judged[1:]
     if not rest or any(j.evidence.hit.title_match for j in rest):
         return False
-    q = QuestionWeights(query, store)
-    residual = q.terms - first.evidence.paper_terms
+    q = _question_probe(query, store)
+    residual = set(q.terms) - first.evidence.paper_terms
     return max(q.share(residual & j.evidence.paper_terms) for j in rest) < ONE_PAPER_SHARE
 
 
@@ -91,8 +87,8 @@ def second_paper(query: Query, judged: list[Judged], store, threshold: float,
     named = [j for j in rest if j.evidence.hit.title_match]
     if named:
         return named[0]
-    q = QuestionWeights(query, store)
-    residual = q.terms - first.evidence.paper_terms
+    q = _question_probe(query, store)
+    residual = set(q.terms) - first.evidence.paper_terms
     share = q.share(residual)
     if reask is not None and share >= RESIDUAL_MIN_SHARE:  # the question asks about something the first paper lacks
         paper = first.evidence.hit.paper

@@ -37,16 +37,18 @@ _INTRODUCES = re.compile(r"\b(propose|proposes|introduce|introduces|present|pres
 _PAREN_SHORT = re.compile(r"\(([A-Za-z][A-Za-z0-9\-+]{1,14})\)")
 # "FIND (Function INterpretation and Description)": the short form first, the parentheses holding exactly its long form
 _SHORT_FIRST = re.compile(r"\b([A-Za-z][A-Za-z0-9\-+]{1,14})\s+\(([A-Za-z][^()]{4,80})\)")
-# "Leave-One-Out K-Nearest-Neighbor, or LOOK for short", "…, abbreviated as ABC", "…, dubbed LeBeD"
-_SHORT_AFTER = re.compile(r",\s+(?:or|abbreviated(?:\s+as)?|hereafter|called|termed|dubbed|namely)\s+"
-                          r"([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
+# "Leave-One-Out K-Nearest-Neighbor, or LOOK for short", "…, abbreviated as ABC", "…, dubbed LeBeD",
+# "… Sequence Folding method, referred to as LBSF", "…, denoted as DUAL", "…, also known as ABC"
+_SHORT_AFTER = re.compile(r",\s+(?:also\s+)?(?:or|abbreviated(?:\s+as)?|hereafter|called|termed|dubbed|namely|"
+                          r"referred\s+to\s+as|denoted(?:\s+as|\s+by)?|known\s+as)\s+([A-Za-z][A-Za-z0-9\-+]{1,14})\b")
 # What the names tables hold (recorded in the index manifest): 1: "long form (SHORT)" only; 2: also "SHORT (long
 # form)" and "long form, or SHORT for short"; 3: a hyphenated long form ("out-of-distribution (OOD)") counts; 4: the
 # abbreviation-like tokens each paper writes (the capitals table), so a widely used one (AI, GP, ReLU) names no paper;
 # 5: a token ending in "ss" ("FocalLoss") is not a plural; 6: a phrase index over titles and abstracts (paper_words),
 # so a long form many papers write ("neural networks") makes its abbreviation (NNs) name no paper, and both
-# full-text indexes keyed by the papers table's row number (n).
-NAMES_VERSION = 6
+# full-text indexes keyed by the papers table's row number (n); 7: "long form, referred to as / denoted as / also
+# known as SHORT" defines SHORT too.
+NAMES_VERSION = 7
 
 
 def abbreviation_tokens(text: str) -> set[str]:
@@ -92,6 +94,16 @@ def _long_form(short: str, before: str) -> str | None:
     return long if len(re.split(r"[\s\-]+", long)) >= 2 else None  # "out-of-distribution (OOD)" too
 
 
+def _without_head_noun(before: str, last_letter: str) -> str:
+    """"a … Sequence Folding method, referred to as LBSF": the long form ends on the word holding the short form's
+    last letter, not on the noun it names (at most two such words dropped)."""
+    words = before.split()
+    for _ in range(2):
+        if len(words) > 1 and last_letter.casefold() not in words[-1].casefold():
+            words.pop()
+    return " ".join(words)
+
+
 def abbreviations(text: str) -> set[tuple[str, str]]:
     """(short, long) pairs a text defines, folded: {("rlhf", "reinforcement learning from human feedback")}.
     Three ways of writing it, each checked by the letters rule: "long (SHORT)", "SHORT (long)", and "long, or
@@ -113,7 +125,7 @@ def abbreviations(text: str) -> set[tuple[str, str]]:
         short = match.group(1)
         letters = [c for c in short if c.isalpha()]
         if sum(c.isupper() for c in letters) >= max(2, len(letters) / 2):
-            add(short, text[: match.start()].rsplit(".", 1)[-1])
+            add(short, _without_head_noun(text[: match.start()].rsplit(".", 1)[-1], letters[-1]))
     return found
 
 
@@ -251,14 +263,17 @@ class NameIndex:
 
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
-        indexed title contains: the question is about a paper the index does not hold."""
+        indexed title contains: the question is about a paper the index does not hold. A phrase the corpus defines
+        as the long form of an abbreviation ("Contrastive Predictive Coding (CPC)") names a method, not a paper."""
         for span in _TITLE_SPAN.findall(question):
             words = span.split()
-            while words and words[0].casefold() in _QUESTION_WORDS:
-                words.pop(0)
+            while words and (words[0].casefold() in _QUESTION_WORDS or not words[0][:1].isupper()):
+                words.pop(0)  # "According to A Generalization Theory …": the title starts at "A"
             if sum(w[:1].isupper() and not coined(w) for w in words) < 3:
                 continue  # a run of method names ("SmoothGrad and Integrated Gradients") is not a title
             phrase = fold(" ".join(words))
+            if self.abbreviations_of([phrase]):
+                continue
             if not any(self._title_holds(variant) for variant in self._spelled_out(phrase)):
                 return " ".join(words)
         return None

@@ -4,8 +4,10 @@ A scripted OpenAI-compatible endpoint (real HTTP on 127.0.0.1, driven through th
 `openai` client) answers each eval question as a strong model would: with the item's hand-written reference
 answer, each sentence cited to the sources the prompt shows (a sentence about two papers cites both), and
 "the corpus does not answer" for unanswerable items. Its corrupting twin changes one thing per answer: a number,
-a name that carries digits (T0 → T7, FPR95 → FPR96), the paper a sentence is cited to, or one of the two
-papers a synthesis sentence cites ("partner": the sentence now cites one right paper and one unrelated one).
+a name that carries digits (T0 → T7, FPR95 → FPR96), the paper a sentence is cited to, one of the two
+papers a synthesis sentence cites ("partner": the sentence now cites one right paper and one unrelated one), or a
+comparison's closing sentence ("conclusion": replaced by the closing sentence of another comparison, about two
+other papers, still citing this one's two: a fluent conclusion that is not true of them).
 
 - keep rate: share of the reference sentences shown after verification (overall, per kind, comparisons apart);
 - catch rate: share of corrupted sentences not shown as the wrong claim (removed, or re-attributed);
@@ -71,8 +73,15 @@ def script(item, abstracts: dict[str, str]) -> Scripted:
                      for i, c in enumerate(claims)])
 
 
-def corrupt(scripted: Scripted, how: str, shown: dict[str, int]) -> Scripted | None:
+def corrupt(scripted: Scripted, how: str, shown: dict[str, int], conclusion: str = "") -> Scripted | None:
     """A copy with one sentence made wrong, or None when this kind of corruption does not apply."""
+    if how == "conclusion":
+        sentence, titles = scripted.sentences[-1]
+        if not conclusion or len(titles) < 2 or not all(t in shown for t in titles):
+            return None
+        out = Scripted(list(scripted.sentences), len(scripted.sentences) - 1, how)
+        out.sentences[-1] = (conclusion, titles)
+        return out
     for i, (sentence, titles) in enumerate(scripted.sentences):
         if how == "number" and (m := _NUMBER.search(sentence)):
             value = m.group(1)
@@ -97,12 +106,26 @@ def corrupt(scripted: Scripted, how: str, shown: dict[str, int]) -> Scripted | N
     return None
 
 
+def _other_conclusions(items, abstracts: dict[str, str]) -> dict[str, str]:
+    """For each comparison, the closing sentence of the next comparison in the file about two other papers."""
+    compares = [i for i in items if i.kind == "compare" and i.answerable and i.reference_answer
+                and len(i.expected_papers) >= 2]
+    out = {}
+    for n, item in enumerate(compares):
+        for other in compares[n + 1:] + compares[:n]:
+            if not set(other.expected_papers) & set(item.expected_papers):
+                out[item.id] = script(other, abstracts).sentences[-1][0]
+                break
+    return out
+
+
 class ReferenceEndpoint:
     """The behaviour behind the HTTP server: reads the prompt's sources and question, answers from the script."""
 
     def __init__(self, items, abstracts: dict[str, str]):
         self.by_question = {i.question: i for i in items}
         self.abstracts = abstracts
+        self.conclusions = _other_conclusions(items, abstracts)
         self.corruption = ""
         self.last: Scripted | None = None
         self.shown: dict[str, int] = {}
@@ -129,7 +152,7 @@ class ReferenceEndpoint:
             return Reply(REFUSAL)
         scripted = script(item, self.abstracts)
         if self.corruption:
-            scripted = corrupt(scripted, self.corruption, self.shown) or scripted
+            scripted = corrupt(scripted, self.corruption, self.shown, self.conclusions.get(item.id, "")) or scripted
         self.last = scripted
         text = " ".join(f"{s.rstrip('.')} " + "".join(f"[{self.shown[t]}]" for t in titles if t in self.shown) + "."
                         for s, titles in scripted.sentences)
@@ -189,7 +212,7 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
                 report.misses.append((item.kind, sentence, answer.text))
             if endpoint.last is not None and all(t in endpoint.shown for t in titles):
                 _tally(report.keep_shown, keys, ok)
-        for how in ("number", "name", "paper", "partner"):
+        for how in ("number", "name", "paper", "partner", "conclusion"):
             endpoint.corruption = how
             answer = assistant.ask(item.question, history=list(item.history))
             wrong = endpoint.last

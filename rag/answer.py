@@ -334,7 +334,8 @@ class AnswerChain:
                  on_token: OnToken) -> Answer:
         from .generate import Writer, fell_back
 
-        written = Writer(self.llm, self.embedder, self.store, self.settings).write(query, sources, on_token)
+        search = partial(self.retriever.search, filters=query.filters)  # the verifier's whole-corpus check
+        written = Writer(self.llm, self.embedder, self.store, self.settings, search).write(query, sources, on_token)
         if written.text:
             return Answer(text=written.text, citations=written.citations, abstained=False, usage=written.usage,
                           verification=written.verification, **base)

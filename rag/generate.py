@@ -40,11 +40,12 @@ class Written:
 
 
 class Writer:
-    def __init__(self, llm, embedder, store, settings):
+    def __init__(self, llm, embedder, store, settings, search=None):
         self.llm = llm
         self.embedder = embedder
         self.store = store
         self.settings = settings
+        self.search = search  # whole-index search the verifier asks whether a connective is about its papers
 
     def _mode(self) -> str:
         mode = self.settings.llm.evidence
@@ -81,7 +82,7 @@ class Writer:
 
     def write(self, query: Query, papers: list[PaperEvidence], on_token) -> Written:
         messages, numbered = self.prompt(query, papers)
-        verifier = Verifier(numbered, self.embedder, self.store)
+        verifier = Verifier(numbered, self.embedder, self.store, self.search)
         stream = StreamVerifier(verifier, emit=on_token)
         if self.settings.llm.structured:
             completion = self.llm.complete_json(messages, ANSWER_SCHEMA)

@@ -160,3 +160,24 @@ def test_a_partner_that_adds_only_common_words_does_not_join_a_synthesis(two_gro
     adds nothing the claim states, so the sentence is not kept as a synthesis of it with Grokfast."""
     claim = "Both papers study grokking, one speeding it up and one explaining it"
     assert two_grokking.add(f"{claim} [1][3].") is None
+
+
+def test_a_conclusion_in_other_words_is_kept_when_the_corpus_search_finds_its_papers(full_assistant):
+    """A closing comparison drawn in other words than the answer's earlier sentences restates them weakly; it is
+    kept when a search of the whole corpus for it ranks both cited papers near the top, and a conclusion about
+    other papers (the swap evals/reference_llm.py makes) is not, whatever the search."""
+    from functools import partial
+
+    by_title = {p.title: p for p in full_assistant.index.store.iter_papers()}
+    numbered = {1: by_title["Grokfast: Accelerated Grokking by Amplifying Slow Gradients"],
+                2: by_title["Grokking at the Edge of Numerical Stability"]}
+    conclusion = "Both therefore see delayed generalization as something that can be made to happen sooner [1][2]."
+    shown = {}
+    for search in (None, partial(full_assistant.retriever.search)):
+        v = Verifier(numbered, full_assistant.embedder, full_assistant.index.store, search)
+        assert v.add("Grokfast accelerates grokking by amplifying the slow-varying components of the gradients [1].")
+        assert v.add("The other paper argues that grokking tasks without regularization push models to the edge of "
+                     "numerical stability, causing Softmax Collapse [2].")
+        shown[search is not None] = v.add(conclusion)
+        assert v.add("Both therefore favour exploitation-heavy search [1][2].") is None
+    assert shown == {False: None, True: conclusion}

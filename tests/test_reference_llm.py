@@ -1,7 +1,7 @@
 """What verification does to a capable model's answers, measured on the held-out TEST split: a scripted
 OpenAI-compatible endpoint (real HTTP on 127.0.0.1, the real `openai` client, the normal chain) answers with the
 eval items' hand-written reference answers, then with one claim corrupted (a number, a digit-bearing name, the
-cited paper, one of a synthesis sentence's two papers). evals/reference_llm.py is the same measurement as a
+cited paper, one of a synthesis sentence's two papers, a comparison's conclusion swapped for another's). evals/reference_llm.py is the same measurement as a
 script; the floors below are what this change measured on test, so a verification change that loses correct
 sentences or lets wrong ones through fails here."""
 import sys
@@ -26,6 +26,7 @@ def test_reference_answers_kept_and_corruptions_caught_on_test_split(full_assist
     for how in ("number", "name", "paper"):
         assert result["catch_rate"][how] >= 0.9, how
     assert result["catch_rate"]["partner"] >= 0.8  # a synthesis keeps no citation to a paper that adds nothing
+    assert result["catch_rate"]["conclusion"] >= 0.9  # another comparison's conclusion is not kept for these two
     assert result["keep_rate_sources_shown"]["overall"] >= 0.90
     assert result["keep_rate_sources_shown"]["fact"] >= 0.95
     assert result["keep_rate_sources_shown"]["comparison sentences"] >= 0.6

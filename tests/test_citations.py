@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 
 from rag.citations import StreamVerifier, Verifier, figures, parse_markers, split_claims, strip_markers
@@ -166,8 +168,6 @@ def test_a_conclusion_in_other_words_is_kept_when_the_corpus_search_finds_its_pa
     """A closing comparison drawn in other words than the answer's earlier sentences restates them weakly; it is
     kept when a search of the whole corpus for it ranks both cited papers near the top, and a conclusion about
     other papers (the swap evals/reference_llm.py makes) is not, whatever the search."""
-    from functools import partial
-
     by_title = {p.title: p for p in full_assistant.index.store.iter_papers()}
     numbered = {1: by_title["Grokfast: Accelerated Grokking by Amplifying Slow Gradients"],
                 2: by_title["Grokking at the Edge of Numerical Stability"]}

@@ -1,9 +1,9 @@
 """What verification does to a capable model's answers, measured on the held-out TEST split: a scripted
 OpenAI-compatible endpoint (real HTTP on 127.0.0.1, the real `openai` client, the normal chain) answers with the
 eval items' hand-written reference answers, then with one claim corrupted (a number, a digit-bearing name, the
-cited paper, one of a synthesis sentence's two papers, a comparison's conclusion swapped for another's). evals/reference_llm.py is the same measurement as a
-script; the floors below are what this change measured on test, so a verification change that loses correct
-sentences or lets wrong ones through fails here."""
+cited paper, one of a synthesis sentence's two papers, a comparison's conclusion swapped for another's).
+evals/reference_llm.py is the same measurement as a script; the floors below are what this change measured on
+test, so a verification change that loses correct sentences or lets wrong ones through fails here."""
 import sys
 
 from rag.eval import load_eval_file

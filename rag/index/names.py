@@ -264,7 +264,8 @@ class NameIndex:
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
         indexed title contains: the question is about a paper the index does not hold. A phrase the corpus defines
-        as the long form of an abbreviation ("Contrastive Predictive Coding (CPC)") names a method, not a paper."""
+        as the long form of an abbreviation ("Behavior Diversity Play", written "Behavior Diversity Play (BDP)" in an
+        abstract) names a method, not a paper."""
         for span in _TITLE_SPAN.findall(question):
             words = span.split()
             while words and (words[0].casefold() in _QUESTION_WORDS or not words[0][:1].isupper()):

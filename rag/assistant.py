@@ -97,6 +97,7 @@ class Assistant:
             report = index.ingest(read.papers, embed=self.embedder.encode, model=self.settings.embedding.model,
                                   embed_digest=self.embedder.model_digest, progress=progress,
                                   batch_papers=self.settings.index.ingest_batch)
+        report.names_rebuilt = index.names_rebuilt
         report.skipped = sum(1 for i in read.issues if i.skipped)
         report.listings = read.listings
         report.issues = [str(i) for i in read.issues]

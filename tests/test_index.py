@@ -57,6 +57,35 @@ def test_reingest_is_idempotent_and_embeds_nothing(tmp_path, small_corpus):
     assert snapshot(settings) == before
 
 
+def test_name_tables_of_another_version_are_rebuilt_by_ingest_without_re_embedding(tmp_path, small_corpus):
+    """The name tables derive from titles and abstracts only: when the naming rules change, readers are told to run
+    `rag ingest`, which re-derives them from the stored papers (full-text rows included) and embeds nothing."""
+    settings = make_settings(tmp_path / "idx")
+    assistant = Assistant(settings, build_if_missing=False)
+    assistant.ingest([small_corpus])
+    before = snapshot(settings)
+    assert before["aliases"] and before["names"]
+    db = sqlite3.connect(settings.index.dir / "papers.sqlite")
+    db.executescript("DELETE FROM aliases; DELETE FROM names;")  # what an older version's rules did not find
+    db.commit()
+    db.close()
+    manifest_path = settings.index.dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "names": NAMES_VERSION - 1}))
+    with pytest.raises(IndexMismatchError, match=rf"names v{NAMES_VERSION - 1}.*rag ingest.*nothing is re-embedded"):
+        Index.open(settings)
+    report = assistant.ingest([small_corpus])
+    assert (report.names_rebuilt, report.new, report.changed, report.chunks_embedded, report.sentences_embedded) == (
+        16, 0, 0, 0, 0)
+    assert "name tables rebuilt for 16 stored papers" in report.summary()
+    assert snapshot(settings) == before
+    with Index.open(settings) as index:  # the phrase index was rebuilt too, not doubled or emptied
+        assert index.manifest.get("names") == NAMES_VERSION
+        assert index.store.names.papers_defining("What does DEUP stand for?")
+        assert index.store.names._title_holds("direct epistemic uncertainty prediction")
+    assert assistant.ingest([small_corpus]).names_rebuilt == 0
+
+
 def test_changed_abstract_replaces_its_chunks_sentences_and_counts(tmp_path, papers_by_title):
     settings = make_settings(tmp_path / "idx")
     assistant = Assistant(settings, build_if_missing=False)
@@ -120,13 +149,14 @@ def test_other_settings_and_old_layouts_are_refused(small_assistant, tmp_path):
         Index.open(built.with_overrides(embedding={"model": "/some/other/model"}))
     # An index written before a version was recorded (no key: the first version) is refused, naming both versions
     # and the hint: schema 1 stored no sentences; splitter v1 spans would not match what the verifier splits now;
-    # terms v1 counted British spellings apart; names v1 held only "long form (SHORT)" abbreviations.
+    # terms v1 counted British spellings apart; names v1 held only "long form (SHORT)" abbreviations (a names-only
+    # difference points to `rag ingest`, which rebuilds the name tables; see the test above).
     old = tmp_path / "old"
     old.mkdir()
     for key, expected in (("schema", rf"schema 1.*schema {SCHEMA_VERSION}.*rag ingest --rebuild"),
                           ("splitter", rf"splitter v1,.*splitter v{SPLITTER_VERSION},"),
                           ("terms", rf"terms v1,.*terms v{TERMS_VERSION},"),
-                          ("names", rf"names v1 .*names v{NAMES_VERSION} ")):
+                          ("names", rf"names v1; this version reads names v{NAMES_VERSION}\. Run `rag ingest`")):
         manifest = json.loads((built.index.dir / "manifest.json").read_text())
         manifest.pop(key)
         (old / "manifest.json").write_text(json.dumps(manifest))

@@ -22,6 +22,7 @@ from .ingest import IngestReport, ingest
 from .lexical import BM25_DIR, BM25Index, build_bm25
 from .lock import IndexLock
 from .manifest import MANIFEST, REBUILD_HINT, Manifest, build_signature
+from .names import NAMES_VERSION
 from .store import PAPERS_DB, PaperStore
 from .vectors import VectorStore, forget_chroma_system
 
@@ -43,6 +44,7 @@ class Index:
         self.store: PaperStore | None = None
         self.vectors = VectorStore(settings, self.dir, write=write)
         self._bm25: BM25Index | None = None
+        self.names_rebuilt = 0  # papers whose name tables a writer re-derived on opening (names version changed)
 
     # ---- opening ---------------------------------------------------------------------------------
     @classmethod
@@ -67,7 +69,10 @@ class Index:
             if rebuild:
                 index._wipe()
             if (index.dir / MANIFEST).exists():
-                index._load()
+                index._load(names_may_differ=True)
+                if index.manifest.names_stale:  # the naming rules changed: re-derive the tables from the text
+                    index.names_rebuilt = index.store.rewrite_names()
+                    index.manifest.update(names=NAMES_VERSION)
             else:
                 index.manifest = Manifest.new(index.dir, settings)
                 index.store = PaperStore(index.dir / PAPERS_DB)
@@ -91,8 +96,8 @@ class Index:
             shutil.rmtree(self.dir / name, ignore_errors=True)
         self.vectors.drop_remote()
 
-    def _load(self) -> None:
-        self.manifest = Manifest.load(self.dir, self.settings)
+    def _load(self, names_may_differ: bool = False) -> None:
+        self.manifest = Manifest.load(self.dir, self.settings, names_may_differ=names_may_differ)
         if not (self.dir / PAPERS_DB).exists():
             raise IndexCorruptError(f"index at {self.dir} has no paper table; {REBUILD_HINT}")
         self.store = PaperStore(self.dir / PAPERS_DB)

@@ -34,13 +34,15 @@ class IngestReport:
     papers_total: int = 0
     seconds: float = 0.0
     issues: list[str] = field(default_factory=list)
+    names_rebuilt: int = 0  # papers whose name tables were re-derived (the naming rules changed since the index was built)
 
     def summary(self) -> str:
+        rebuilt = f"; name tables rebuilt for {self.names_rebuilt} stored papers" if self.names_rebuilt else ""
         return (f"{self.papers_total} papers in index: {self.new} new, {self.changed} changed, "
                 f"{self.unchanged} unchanged, {self.skipped} skipped records; "
                 f"{self.chunks_embedded} chunks embedded, {self.sentences_embedded} sentences embedded "
                 f"({self.texts_reused} repeated texts encoded once) "
-                f"({self.chunks_total} chunks in index) in {self.seconds:.1f}s")
+                f"({self.chunks_total} chunks in index){rebuilt} in {self.seconds:.1f}s")
 
 
 @dataclass

@@ -55,7 +55,9 @@ class Manifest:
         return manifest
 
     @classmethod
-    def load(cls, directory: Path, settings: Settings) -> "Manifest":
+    def load(cls, directory: Path, settings: Settings, *, names_may_differ: bool = False) -> "Manifest":
+        """The manifest, if the index was built as these settings ask. Name tables of another version are refused
+        to readers with a pointer to `rag ingest`, and accepted by a writer, which rebuilds them (`names_stale`)."""
         path = directory / MANIFEST
         try:
             data = json.loads(path.read_text())
@@ -63,12 +65,22 @@ class Manifest:
             raise IndexCorruptError(f"index manifest {path} is unreadable ({exc}); {REBUILD_HINT}") from None
         expected = build_signature(settings)
         built = {k: data.get(k, _LEGACY.get(k)) for k in expected}
-        if built != expected:
+        differs = {k for k in expected if built[k] != expected[k]}
+        if differs == {"names"} and not names_may_differ:
+            raise IndexMismatchError(
+                f"index at {directory} holds name tables of names v{built['names']}; this version reads names "
+                f"v{expected['names']}. Run `rag ingest` to rebuild them from the stored papers (nothing is "
+                "re-embedded).")
+        if differs - {"names"}:
             raise IndexMismatchError(
                 f"index at {directory} was built with {_describe(built)}, but the current settings ask for "
                 f"{_describe(expected)}. Either restore those settings or {REBUILD_HINT}."
             )
         return cls(directory, data)
+
+    @property
+    def names_stale(self) -> bool:
+        return self.data.get("names", _LEGACY["names"]) != NAMES_VERSION
 
     def get(self, key: str, default=None):
         return self.data.get(key, default)

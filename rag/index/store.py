@@ -195,6 +195,15 @@ class PaperStore:
             names.write_names(self.db, papers)
             checkpoint("store-commit")
 
+    def rewrite_names(self) -> int:
+        """Re-derive every paper's name tables and full-text rows from its stored title and abstract, in one
+        transaction (after the naming rules changed; no vector moves). Returns how many papers."""
+        papers = list(self.iter_papers())
+        with self._transaction():
+            names.forget_words(self.db, [p.id for p in papers])
+            names.write_names(self.db, papers)
+        return len(papers)
+
     @contextlib.contextmanager
     def _transaction(self):
         self.db.execute("BEGIN IMMEDIATE")

@@ -7,7 +7,8 @@ answer, each sentence cited to the sources the prompt shows (a sentence about tw
 a name that carries digits (T0 → T7, FPR95 → FPR96), the paper a sentence is cited to, one of the two
 papers a synthesis sentence cites ("partner": the sentence now cites one right paper and one unrelated one), or a
 comparison's closing sentence ("conclusion": replaced by the closing sentence of another comparison, about two
-other papers, still citing this one's two: a fluent conclusion that is not true of them).
+other papers, still citing this one's two: a fluent conclusion that is not true of them; counted only where the
+clean answer's own conclusion is shown).
 
 - keep rate: share of the reference sentences shown after verification (overall, per kind, comparisons apart);
 - catch rate: share of corrupted sentences not shown as the wrong claim (removed, or re-attributed);
@@ -204,6 +205,7 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
         shown = {normalize(c) for c in split_claims(answer.text)}
         scripted = endpoint.last or script(item, endpoint.abstracts)
         last = len(scripted.sentences) - 1
+        closing_kept = normalize(scripted.sentences[last][0]) in shown
         for i, (sentence, titles) in enumerate(scripted.sentences):
             keys = ["overall", item.kind] + (["comparison sentences"] if item.kind == "compare" and i == last else [])
             ok = normalize(sentence) in shown
@@ -216,8 +218,8 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
             endpoint.corruption = how
             answer = assistant.ask(item.question, history=list(item.history))
             wrong = endpoint.last
-            if wrong is None or wrong.corrupted is None:
-                continue
+            if wrong is None or wrong.corrupted is None or (how == "conclusion" and not closing_kept):
+                continue  # a conclusion swap counts only where the right conclusion is shown: else it says nothing
             sentence, _ = wrong.sentences[wrong.corrupted]
             claims = {normalize(c): c for c in split_claims(answer.text)}
             shown_as = claims.get(normalize(sentence))

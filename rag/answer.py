@@ -320,6 +320,11 @@ class AnswerChain:
                      if j.probability >= gate and j.evidence in beyond]
         return (first + rest)[: self.settings.llm.max_sources]
 
+    def nearest_papers(self, vector, n: int) -> list[str]:
+        """Ids of the n papers nearest to a vector by meaning, over the whole index (whatever the question's
+        filters: a filter passing few papers would put any claim near them)."""
+        return [pid for pid, _, _ in self.retriever.dense(vector, n * 3)][:n]
+
     def _tiny_model_policy(self, policy: str, tiny: str) -> bool:
         """An `auto` LLM policy resolves to its tiny-model choice for the bundled local models."""
         return policy == tiny or (policy == "auto" and self.llm.bundled)
@@ -334,8 +339,8 @@ class AnswerChain:
                  on_token: OnToken) -> Answer:
         from .generate import Writer, fell_back
 
-        search = partial(self.retriever.search, filters=query.filters)  # the verifier's whole-corpus check
-        written = Writer(self.llm, self.embedder, self.store, self.settings, search).write(query, sources, on_token)
+        writer = Writer(self.llm, self.embedder, self.store, self.settings, self.nearest_papers)
+        written = writer.write(query, sources, on_token)
         if written.text:
             return Answer(text=written.text, citations=written.citations, abstained=False, usage=written.usage,
                           verification=written.verification, **base)

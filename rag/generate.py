@@ -40,12 +40,12 @@ class Written:
 
 
 class Writer:
-    def __init__(self, llm, embedder, store, settings, search=None):
+    def __init__(self, llm, embedder, store, settings, nearest=None):
         self.llm = llm
         self.embedder = embedder
         self.store = store
         self.settings = settings
-        self.search = search  # whole-index search the verifier asks whether a connective is about its papers
+        self.nearest = nearest  # the verifier asks it which papers a connective is about (Verifier.nearest)
 
     def _mode(self) -> str:
         mode = self.settings.llm.evidence
@@ -82,7 +82,7 @@ class Writer:
 
     def write(self, query: Query, papers: list[PaperEvidence], on_token) -> Written:
         messages, numbered = self.prompt(query, papers)
-        verifier = Verifier(numbered, self.embedder, self.store, self.search)
+        verifier = Verifier(numbered, self.embedder, self.store, self.nearest)
         stream = StreamVerifier(verifier, emit=on_token)
         if self.settings.llm.structured:
             completion = self.llm.complete_json(messages, ANSWER_SCHEMA)

@@ -1,5 +1,3 @@
-from functools import partial
-
 import pytest
 
 from rag.citations import StreamVerifier, Verifier, figures, parse_markers, split_claims, strip_markers
@@ -164,20 +162,20 @@ def test_a_partner_that_adds_only_common_words_does_not_join_a_synthesis(two_gro
     assert two_grokking.add(f"{claim} [1][3].") is None
 
 
-def test_a_conclusion_in_other_words_is_kept_when_the_corpus_search_finds_its_papers(full_assistant):
+def test_a_conclusion_in_other_words_is_kept_when_its_papers_are_nearest_to_it(full_assistant):
     """A closing comparison drawn in other words than the answer's earlier sentences restates them weakly; it is
-    kept when a search of the whole corpus for it ranks both cited papers near the top, and a conclusion about
-    other papers (the swap evals/reference_llm.py makes) is not, whatever the search."""
+    kept when both cited papers are among the papers nearest to it by meaning in the whole index, and a conclusion
+    about other papers (the swap evals/reference_llm.py makes) is not."""
     by_title = {p.title: p for p in full_assistant.index.store.iter_papers()}
     numbered = {1: by_title["Grokfast: Accelerated Grokking by Amplifying Slow Gradients"],
                 2: by_title["Grokking at the Edge of Numerical Stability"]}
     conclusion = "Both therefore see delayed generalization as something that can be made to happen sooner [1][2]."
     shown = {}
-    for search in (None, partial(full_assistant.retriever.search)):
-        v = Verifier(numbered, full_assistant.embedder, full_assistant.index.store, search)
+    for near in (None, full_assistant.chain.nearest_papers):
+        v = Verifier(numbered, full_assistant.embedder, full_assistant.index.store, near)
         assert v.add("Grokfast accelerates grokking by amplifying the slow-varying components of the gradients [1].")
         assert v.add("The other paper argues that grokking tasks without regularization push models to the edge of "
                      "numerical stability, causing Softmax Collapse [2].")
-        shown[search is not None] = v.add(conclusion)
+        shown[near is not None] = v.add(conclusion)
         assert v.add("Both therefore favour exploitation-heavy search [1][2].") is None
     assert shown == {False: None, True: conclusion}

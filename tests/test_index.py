@@ -66,6 +66,7 @@ def test_name_tables_of_another_version_are_rebuilt_by_ingest_without_re_embeddi
     before = snapshot(settings)
     assert before["aliases"] and before["names"]
     db = sqlite3.connect(settings.index.dir / "papers.sqlite")
+    title_rows = db.execute("SELECT rowid, folded, paper_id FROM title_words ORDER BY 1").fetchall()
     db.executescript("DELETE FROM aliases; DELETE FROM names;")  # what an older version's rules did not find
     db.commit()
     db.close()
@@ -79,10 +80,14 @@ def test_name_tables_of_another_version_are_rebuilt_by_ingest_without_re_embeddi
         16, 0, 0, 0, 0)
     assert "name tables rebuilt for 16 stored papers" in report.summary()
     assert snapshot(settings) == before
-    with Index.open(settings) as index:  # the phrase index was rebuilt too, not doubled or emptied
+    with Index.open(settings) as index:
         assert index.manifest.get("names") == NAMES_VERSION
         assert index.store.names.papers_defining("What does DEUP stand for?")
-        assert index.store.names._title_holds("direct epistemic uncertainty prediction")
+    db = sqlite3.connect(settings.index.dir / "papers.sqlite")  # both full-text indexes rebuilt, not doubled or emptied
+    assert db.execute("SELECT rowid, folded, paper_id FROM title_words ORDER BY 1").fetchall() == title_rows
+    db.execute("INSERT INTO paper_words (paper_words, rank) VALUES ('integrity-check', 1)")  # raises if inconsistent
+    assert db.execute("SELECT COUNT(*) FROM paper_words WHERE paper_words MATCH '\"direct epistemic\"'").fetchone()[0] == 1
+    db.close()
     assert assistant.ingest([small_corpus]).names_rebuilt == 0
 
 

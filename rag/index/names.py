@@ -47,8 +47,9 @@ _SHORT_AFTER = re.compile(r",\s+(?:also\s+)?(?:or|abbreviated(?:\s+as)?|hereafte
 # 5: a token ending in "ss" ("FocalLoss") is not a plural; 6: a phrase index over titles and abstracts (paper_words),
 # so a long form many papers write ("neural networks") makes its abbreviation (NNs) name no paper, and both
 # full-text indexes keyed by the papers table's row number (n); 7: "long form, referred to as / denoted as / also
-# known as SHORT" defines SHORT too.
-NAMES_VERSION = 7
+# known as SHORT" defines SHORT too; 8: such a long form ends on a word starting with the short form's last letter
+# (of its singular: "Generative Adversarial Network, or GANs" was lost in 7).
+NAMES_VERSION = 8
 
 
 def abbreviation_tokens(text: str) -> set[str]:
@@ -94,12 +95,14 @@ def _long_form(short: str, before: str) -> str | None:
     return long if len(re.split(r"[\s\-]+", long)) >= 2 else None  # "out-of-distribution (OOD)" too
 
 
-def _without_head_noun(before: str, last_letter: str) -> str:
-    """"a … Sequence Folding method, referred to as LBSF": the long form ends on the word holding the short form's
-    last letter, not on the noun it names (at most two such words dropped)."""
+def _without_head_noun(before: str, short: str) -> str:
+    """"a … Sequence Folding method, referred to as LBSF": the long form ends on a word (or hyphenated part) that
+    starts with the short form's last letter (of its singular: GANs → n), not on the noun it names (method,
+    optimizer, agents; at most two words dropped)."""
+    last = [c for c in singular(short) if c.isalnum()][-1].casefold()
     words = before.split()
     for _ in range(2):
-        if len(words) > 1 and last_letter.casefold() not in words[-1].casefold():
+        if len(words) > 1 and not any(part[:1].casefold() == last for part in words[-1].split("-")):
             words.pop()
     return " ".join(words)
 
@@ -125,7 +128,7 @@ def abbreviations(text: str) -> set[tuple[str, str]]:
         short = match.group(1)
         letters = [c for c in short if c.isalpha()]
         if sum(c.isupper() for c in letters) >= max(2, len(letters) / 2):
-            add(short, _without_head_noun(text[: match.start()].rsplit(".", 1)[-1], letters[-1]))
+            add(short, _without_head_noun(text[: match.start()].rsplit(".", 1)[-1], short))
     return found
 
 
@@ -263,9 +266,11 @@ class NameIndex:
 
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
-        indexed title contains: the question is about a paper the index does not hold. A phrase the corpus defines
-        as the long form of an abbreviation ("Behavior Diversity Play", written "Behavior Diversity Play (BDP)" in an
-        abstract) names a method, not a paper."""
+        indexed title contains: the question is about a paper the index does not hold. A phrase the question itself
+        defines as the long form of an abbreviation ("Contrastive Predictive Coding (CPC)") names a method, not a
+        paper. (One the corpus defines may still be a missing paper's title: "Denoising Diffusion Probabilistic
+        Models" is both.)"""
+        defined_here = {long for _, long in abbreviations(question)}
         for span in _TITLE_SPAN.findall(question):
             words = span.split()
             while words and (words[0].casefold() in _QUESTION_WORDS or not words[0][:1].isupper()):
@@ -273,7 +278,7 @@ class NameIndex:
             if sum(w[:1].isupper() and not coined(w) for w in words) < 3:
                 continue  # a run of method names ("SmoothGrad and Integrated Gradients") is not a title
             phrase = fold(" ".join(words))
-            if self.abbreviations_of([phrase]):
+            if phrase in defined_here:
                 continue
             if not any(self._title_holds(variant) for variant in self._spelled_out(phrase)):
                 return " ".join(words)

@@ -197,10 +197,14 @@ class PaperStore:
 
     def rewrite_names(self) -> int:
         """Re-derive every paper's name tables and full-text rows from its stored title and abstract, in one
-        transaction (after the naming rules changed; no vector moves). Returns how many papers."""
+        transaction (after the naming rules changed; no vector moves): the tables are emptied and written again,
+        so nothing depends on what the old rules indexed. Returns how many papers. (A change to a names table's
+        layout, not only to the rules, needs a new SCHEMA_VERSION: CREATE … IF NOT EXISTS keeps the old table.)"""
         papers = list(self.iter_papers())
         with self._transaction():
-            names.forget_words(self.db, [p.id for p in papers])
+            for table in ("names", "titles", "aliases", "capitals", "title_words"):
+                self.db.execute(f"DELETE FROM {table}")
+            self.db.execute("INSERT INTO paper_words (paper_words) VALUES ('delete-all')")
             names.write_names(self.db, papers)
         return len(papers)
 

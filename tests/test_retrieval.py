@@ -76,13 +76,16 @@ def test_name_index_names_unknown_titles_and_abbreviations(papers_by_title):
     # an abbreviation an abstract defines after its long form in words ("…, referred to as LBSF") names its paper
     lbsf = papers_by_title["Financial Risk Assessment via Long-term Payment Behavior Sequence Folding"].id
     assert index.papers_defining("What does LBSF stand for?") == [lbsf]
-    # a title quoted after "according to" is read from its first capital; a phrase the corpus defines as a long
-    # form (BDP) names a method, not a missing paper
+    # a title quoted after "according to" is read from its first capital; a phrase the question defines as a long
+    # form names a method, not a missing paper; one only the corpus defines (BDP) may still be a missing title
     assert index.names_unknown_paper("According to A Generalization Theory for Zero-Shot Prediction, what "
                                      "enables zero-shot generalization?") is None
     assert index.names_unknown_paper("According to A Generalization Theory for Poker Bots, what helps?") == \
         "A Generalization Theory for Poker Bots"
-    assert index.names_unknown_paper("How much higher success does Behavior Diversity Play reach?") is None
+    assert index.names_unknown_paper("How is Contrastive Predictive Coding (CPC) used for offline RL?") is None
+    assert index.names_unknown_paper("How is Contrastive Predictive Coding used for offline RL?") == \
+        "Contrastive Predictive Coding"
+    assert index.names_unknown_paper("According to Behavior Diversity Play, what helps?") == "Behavior Diversity Play"
 
 
 def test_abbreviation_definitions_are_found():
@@ -102,12 +105,15 @@ def test_abbreviation_definitions_are_found():
     assert ("find", "function interpretation and description") in other_ways
     assert ("look", "leave one out k nearest neighbor") in other_ways
     assert {short for short, _ in other_ways} == {"find", "look"}
-    # "…, referred to as / denoted as / also known as SHORT": the long form ends on the word holding the last
-    # letter, not on the noun it names ("method")
+    # "…, referred to as / denoted as / also known as SHORT": the long form ends on a word starting with the
+    # (singular) short form's last letter, not on the noun it names ("method", "optimizer")
     in_words = names.abbreviations(
         "We propose a Long-term Payment Behavior Sequence Folding method, referred to as LBSF. A new unlearning "
-        "algorithm, denoted as DUCK. We study tree search, also known as TS. A phenomenon known as reward hacking.")
-    assert in_words == {("lbsf", "long term payment behavior sequence folding"), ("ts", "tree search")}
+        "algorithm, denoted as DUCK. We study tree search, also known as TS. A phenomenon known as reward hacking. "
+        "We train a Generative Adversarial Network, or GANs for short. We use the Sharpness Aware Minimization "
+        "optimizer, also known as SAM.")
+    assert in_words == {("lbsf", "long term payment behavior sequence folding"), ("ts", "tree search"),
+                        ("gan", "generative adversarial network"), ("sam", "sharpness aware minimization")}
 
 
 def test_bm25_search_equals_bm25s_retrieval(small_assistant, papers_by_title):

@@ -158,11 +158,16 @@ def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBER.findall(text)}
 
 
-_QUANTITY = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*")
+# Numbers written as words count as numbers ("four properties", "a four-stage roadmap", "hundreds of tasks"); "one"
+# does not: it is as often a pronoun ("one of the methods").
+_NUMBER_WORDS = ("two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|sixty|seventy|"
+                 "eighty|ninety|hundreds?|thousands?|millions?|billions?|dozens?")
+_QUANTITY = re.compile(rf"(?<![\w.\-])\d+(?:[.,]\d+)*|\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)
 
 
 def states_quantity(text: str) -> bool:
-    """Whether the text holds a number standing alone (4.5x, 30%, 128 GPUs), not one inside a name (GPT-4)."""
+    """Whether the text holds a number standing alone (4.5x, 30%, 128 GPUs, four properties), not one inside a
+    name (GPT-4)."""
     return _QUANTITY.search(text) is not None
 
 

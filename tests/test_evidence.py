@@ -1,7 +1,7 @@
 import numpy as np
 
 from rag.evidence import Probe, covering_order, relevance
-from rag.text import split_sentences, terms
+from rag.text import split_sentences, states_quantity, terms
 from rag.types import Evidence, Sentence
 
 
@@ -103,3 +103,14 @@ def test_the_next_sentences_are_picked_for_what_they_add_to_the_question():
     assert covering_order(ranked, probe, frozenset({"vpt"}), 3) == [first, crafting, echo, crafted, named, other]
     # past the slots the ranker's order stands
     assert covering_order(ranked, probe, frozenset(), 1) == ranked
+
+
+def test_a_number_written_as_a_word_is_a_quantity():
+    """The number guard abstains on a "how many" question whose shown sentences state no quantity; "we advocate for
+    four properties" states one (the guard declined such answers), a digit inside a name does not, and "one" is as
+    often a pronoun."""
+    for text in ("We advocate for four properties.", "a four-stage roadmap", "hundreds of tasks", "It is 4.5x faster",
+                 "trained on 128 GPUs"):
+        assert states_quantity(text), text
+    for text in ("GPT-4 is used as a judge", "one of the methods", "a twofold aim", "ResNet-50 backbones"):
+        assert not states_quantity(text), text

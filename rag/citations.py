@@ -40,9 +40,10 @@ ADDS_IDF_MIN = 2.5
 CONNECTIVE_MIN = 0.40
 # Or when its nearest papers by meaning (MiniLM, the whole index, no title or word votes a named paper would win)
 # include every paper it cites within this many: the sentence is about them. That is what it is about, not that it
-# is true. A conclusion drawn in other words than the earlier sentences ("Both therefore favour exploitation-heavy
-# search") restates them weakly (0.28-0.33 on dev-side comparisons) but has its two papers among its 11 nearest; of
-# 31 closing sentences of other comparisons cited to two papers they are not about, none had both within 30.
+# is true. Conclusions drawn in other words than the earlier sentences ("Both therefore favour exploitation-heavy
+# search") restate them weakly (0.28-0.33 on dev-side comparisons) but had both papers within their 11 and 27
+# nearest; of 31 closing sentences of other comparisons cited to two papers they are not about, none had both
+# within 30.
 CONNECTIVE_RANK = 30
 
 

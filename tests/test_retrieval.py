@@ -95,6 +95,13 @@ def test_abbreviation_definitions_are_found():
     assert ("gnn", "graph neural networks") in found
     assert ("vit", "vision transformers") in found
     assert ("ood", "out of distribution") in names.abbreviations("Detecting out-of-distribution (OOD) inputs.")
+    # word initials that spell the short form win over the letters rule, which stops at "policy optimization" (the
+    # p inside "Optimization"); a linking word is skipped only when the initials do not spell it without skipping
+    assert names.abbreviations("We fine-tune with Proximal Policy Optimization (PPO).") == {
+        ("ppo", "proximal policy optimization")}
+    assert names.abbreviations("We train it from in-distribution (ID) data.") == {("id", "in distribution")}
+    assert names.abbreviations("We use reinforcement learning from human feedback (RLHF).") == {
+        ("rlhf", "reinforcement learning from human feedback")}
     assert not any(short == "abc" for short, _ in found)
     # the short form first, and "…, or SHORT for short"; a parenthesis that is not exactly the long form, a named
     # method ("called SharpeRatio") and a long form holding the short itself are not definitions

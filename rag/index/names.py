@@ -48,8 +48,9 @@ _SHORT_AFTER = re.compile(r",\s+(?:also\s+)?(?:or|abbreviated(?:\s+as)?|hereafte
 # so a long form many papers write ("neural networks") makes its abbreviation (NNs) name no paper, and both
 # full-text indexes keyed by the papers table's row number (n); 7: "long form, referred to as / denoted as / also
 # known as SHORT" defines SHORT too; 8: such a long form ends on a word starting with the short form's last letter
-# (of its singular: "Generative Adversarial Network, or GANs" was lost in 7).
-NAMES_VERSION = 8
+# (of its singular: "Generative Adversarial Network, or GANs" was lost in 7); 9: a long form whose word initials
+# spell the short form is taken whole ("Proximal Policy Optimization (PPO)", not "Policy Optimization").
+NAMES_VERSION = 9
 
 
 def abbreviation_tokens(text: str) -> set[str]:
@@ -76,11 +77,34 @@ def short_names(paper: Paper) -> set[str]:
     return names
 
 
+_LINKING = {"of", "for", "and", "the", "from", "to", "in", "on", "with", "a", "an", "by", "via"}
+
+
+def _by_initials(letters: list[str], words: list[str]) -> str | None:
+    """The fewest last words whose initials (hyphenated parts each counted, linking words skipped) spell the short
+    form: "Proximal Policy Optimization (PPO)", where the letters rule alone stops at "Policy Optimization" (its
+    p is inside "Optimization")."""
+    for n in range(1, len(words) + 1):
+        tail = words[-n:]
+        parts = [part for word in tail for part in word.split("-") if part]
+        every = [part[0].casefold() for part in parts]
+        spelled = [part[0].casefold() for part in parts if part.casefold() not in _LINKING]
+        if every == letters or (spelled == letters and tail[0].casefold() not in _LINKING):
+            long = " ".join(tail)
+            return long if len(re.split(r"[\s\-]+", long)) >= 2 else None
+        if len(spelled) > len(letters):
+            return None
+    return None
+
+
 def _long_form(short: str, before: str) -> str | None:
     """Schwartz & Hearst's rule: the shortest run of words before "(SHORT)" holding SHORT's letters in order,
     the first one starting a word."""
     letters = [c.casefold() for c in singular(short) if c.isalnum()]
     words = before.split()[-min(len(letters) + 5, 2 * len(letters)):]
+    initials = _by_initials(letters, words)
+    if initials:
+        return initials
     text = " ".join(words)
     s, pos = len(letters) - 1, len(text) - 1
     while s >= 0:

@@ -90,22 +90,26 @@ def _by_initials(letters: list[str], words: list[str]) -> str | None:
         every = [part[0].casefold() for part in parts]
         spelled = [part[0].casefold() for part in parts if part.casefold() not in _LINKING]
         if every == letters or (spelled == letters and tail[0].casefold() not in _LINKING):
-            long = " ".join(tail)
-            return long if len(re.split(r"[\s\-]+", long)) >= 2 else None
+            return " ".join(tail)  # one part per letter: two or more, as the short forms read have
         if len(spelled) > len(letters):
             return None
     return None
 
 
 def _long_form(short: str, before: str) -> str | None:
-    """Schwartz & Hearst's rule: the shortest run of words before "(SHORT)" holding SHORT's letters in order,
-    the first one starting a word."""
+    """The run of words before "(SHORT)" that SHORT abbreviates: the words whose initials spell it, else Schwartz &
+    Hearst's letters rule; two words (or hyphenated parts) at least."""
     letters = [c.casefold() for c in singular(short) if c.isalnum()]
     words = before.split()[-min(len(letters) + 5, 2 * len(letters)):]
-    initials = _by_initials(letters, words)
-    if initials:
-        return initials
-    text = " ".join(words)
+    long = _by_initials(letters, words)
+    if long is None:
+        long = _by_letters(letters, " ".join(words))
+    return long if long and len(re.split(r"[\s\-]+", long)) >= 2 else None  # "out-of-distribution (OOD)" too
+
+
+def _by_letters(letters: list[str], text: str) -> str | None:
+    """Schwartz & Hearst's letters rule: the shortest tail of the text holding the letters in order, the first one
+    starting a word."""
     s, pos = len(letters) - 1, len(text) - 1
     while s >= 0:
         while pos >= 0 and (text[pos].casefold() != letters[s] or (s == 0 and pos > 0 and text[pos - 1].isalnum())):
@@ -115,8 +119,7 @@ def _long_form(short: str, before: str) -> str | None:
         pos -= 1
         s -= 1
     start = text.rfind(" ", 0, pos + 1) + 1
-    long = text[start:]
-    return long if len(re.split(r"[\s\-]+", long)) >= 2 else None  # "out-of-distribution (OOD)" too
+    return text[start:]
 
 
 def _without_head_noun(before: str, short: str) -> str:

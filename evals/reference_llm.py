@@ -176,6 +176,7 @@ class Report:
     catch: dict = field(default_factory=lambda: defaultdict(Tally))
     refusals: Tally = field(default_factory=Tally)
     misses: list = field(default_factory=list)  # (kind, reference sentence, shown answer) for each one lost
+    slips: list = field(default_factory=list)  # (corruption, item id, corrupted sentence) for each one shown
 
     def as_dict(self) -> dict:
         return {"keep_rate": {k: v.rate() for k, v in sorted(self.keep.items())},
@@ -229,6 +230,8 @@ def measure(assistant, endpoint: ReferenceEndpoint, items) -> Report:
             else:
                 slipped = shown_as is not None
             _tally(report.catch, ["overall", how, item.kind], not slipped)
+            if slipped:
+                report.slips.append((how, item.id, sentence))
     endpoint.corruption = ""
     return report
 
@@ -279,6 +282,8 @@ def main() -> None:
     if args.misses:
         for kind, sentence, shown in measured.misses:
             print(f"--- [{kind}] lost: {sentence}\n    shown: {' '.join(shown.split())[:400]}", file=sys.stderr)
+        for how, item_id, sentence in measured.slips:
+            print(f"+++ [{how}] {item_id} slipped: {sentence}", file=sys.stderr)
     report = measured.as_dict()
     print(json.dumps(report, indent=2))
     if args.json:

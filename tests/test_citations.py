@@ -179,3 +179,44 @@ def test_a_conclusion_in_other_words_is_kept_when_its_papers_are_nearest_to_it(f
         shown[near is not None] = v.add(conclusion)
         assert v.add("Both therefore favour exploitation-heavy search [1][2].") is None
     assert shown == {False: None, True: conclusion}
+
+
+def _verifier_for(assistant, *titles):
+    by_title = {p.title: p for p in assistant.index.store.iter_papers()}
+    numbered = {n: by_title[t] for n, t in enumerate(titles, 1)}
+    return Verifier(numbered, assistant.embedder, assistant.index.store, assistant.chain.nearest_papers)
+
+
+def test_a_contrast_is_kept_when_each_side_restates_its_own_paper(full_assistant, monkeypatch):
+    """"A is about X, whereas B is about Y" restates neither paper's abstract as a whole; it is kept when each part
+    restates what the answer verified for a different one of the two papers, and a contrast about two other
+    papers, cited to these, is not."""
+    import rag.citations as citations
+
+    contrast = "D4RL is about learning from static data, whereas Meta-World is about breadth of tasks [1][2]."
+    shown = {}
+    for bar in (1.01, citations.CONTRAST_MIN):
+        monkeypatch.setattr(citations, "CONTRAST_MIN", bar)
+        v = _verifier_for(full_assistant, "D4RL: Datasets for Deep Data-Driven Reinforcement Learning",
+                          "Meta-World: A Benchmark and Evaluation for Multi-Task and Meta Reinforcement Learning")
+        assert v.add("D4RL provides benchmarks for offline reinforcement learning, with datasets collected by "
+                     "hand-designed controllers, human demonstrators and mixtures of policies [1].")
+        assert v.add("Meta-World is a simulated benchmark of 50 distinct robotic manipulation tasks for "
+                     "meta-reinforcement learning and multi-task learning [2].")
+        shown[bar] = v.add(contrast)
+        assert v.add("TOFU offers a dataset benchmark, whereas the WHP paper offers criteria plus a new method "
+                     "[1][2].") is None
+    assert shown == {1.01: None, citations.CONTRAST_MIN: contrast}
+
+
+def test_a_comparative_may_name_a_paper_as_the_answer_did(full_assistant):
+    """"AbeT reports the larger reduction" names the paper by the name the answer's own verified sentence gave it
+    (the index holds no such name); the verified figures decide whether it is true."""
+    kept = {}
+    for subject in ("AbeT", "DOS"):
+        v = _verifier_for(full_assistant, "DOS: Diverse Outlier Sampling for Out-of-Distribution Detection",
+                          "Out-of-Distribution Detection & Applications With Ablated Learned Temperature Energy")
+        assert v.add("DOS cuts the average FPR95 by up to 25.79% on CIFAR-100 [1].")
+        assert v.add("AbeT reduces FPR@95 by 35.39% in classification compared with the state of the art [2].")
+        kept[subject] = v.add(f"{subject} reports the larger reduction [1][2].")
+    assert kept == {"AbeT": "AbeT reports the larger reduction [1][2].", "DOS": None}

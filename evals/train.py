@@ -93,6 +93,10 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str, fea
 
 
 # ---- 1. question understanding ----------------------------------------------------------------------------------
+# The written training questions (eval format, dev side): their kinds label intent rows.
+WRITTEN = (ROOT / "evals" / "answerable_train.jsonl", ROOT / "evals" / "compare_train.jsonl")
+
+
 def train_question_models(assistant, dev, intent_file: Path, written_items=()) -> None:
     from rag.query import question_features
 
@@ -495,7 +499,7 @@ def main() -> None:
     parser.add_argument("--intents", default=str(ROOT / "evals" / "intent_train.jsonl"))
     parser.add_argument("--index", default=None)
     parser.add_argument("--offtopic", default=str(ROOT / "evals" / "offtopic_train.jsonl"))
-    parser.add_argument("--written", nargs="*", default=[str(ROOT / "evals" / "answerable_train.jsonl")],
+    parser.add_argument("--written", nargs="*", default=[str(p) for p in WRITTEN],
                         help="written training questions (eval format, papers of neither split): intent rows")
     parser.add_argument("--only", default="questions,sentences,answers,lists,domain")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "evals"))
 
 import rag  # noqa: E402,F401
-from train import intent_out_of_fold, question_rows  # noqa: E402
+from train import WRITTEN, intent_out_of_fold, question_rows  # noqa: E402
 
 
 def main() -> None:
@@ -37,12 +37,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval", default=str(ROOT / "evals" / "qa.jsonl"))
     parser.add_argument("--intents", default=str(ROOT / "evals" / "intent_train.jsonl"))
-    parser.add_argument("--written", default=str(ROOT / "evals" / "answerable_train.jsonl"))
+    parser.add_argument("--written", nargs="*", default=[str(p) for p in WRITTEN])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
     dev = [i for i in load_eval_file(Path(args.eval)) if i.split == "dev"]
-    written = [i for i in load_eval_file(Path(args.written)) if i.split != "test"]
+    written = [i for f in args.written for i in load_eval_file(Path(f)) if i.split != "test"]
     with Assistant(load_settings(), build_if_missing=False) as assistant:
         rows, n_written = question_rows(dev, Path(args.intents), written)
         vectors = assistant.embedder.encode([r["question"] for r in rows])

@@ -4,8 +4,9 @@
 
 In order (each later model reads features the earlier ones produce, exactly as the chain does at run time):
 1. intent / answer_type / follow_up: logistic regressions over the question's MiniLM vector and its cue words,
-   from evals/intent_train.jsonl (1,390 varied questions written for this, none from the eval set: 740 about
-   invented papers, 650 about real corpus papers), evals/answerable_train.jsonl (below) and the dev items whose
+   from evals/intent_train.jsonl (1,436 varied questions written for this, none from the eval set: 740 about
+   invented papers, 650 about real corpus papers, 46 whose quantity words are not what they ask for),
+   evals/answerable_train.jsonl and evals/compare_train.jsonl (below) and the dev items whose
    kind fixes their intent; the intent reading's out-of-fold accuracy on dev is printed per kind.
    evals/answerable_train.jsonl: 338 fact, paraphrase, acronym and compare questions written by four helpers from
    the 126 papers that neither split uses, without seeing the eval set.

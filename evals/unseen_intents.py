@@ -1,8 +1,8 @@
 """Dev answered as unseen questions are read: each dev question's intent comes from a model that never saw it.
 
-The shipped intent model is trained on dev (beside 1,390 written intent questions and the written answerable set),
-so on dev it reads nearly every intent right, while on questions it never saw it reads fewer: a comparison taken
-for a one-paper fact is answered from one paper. Dev figures measured with it overstate how the chain holds on new
+The shipped intent model is trained on dev (beside 1,436 written intent questions and the written answerable and
+comparison sets), so on dev it reads nearly every intent right, while on questions it never saw it reads fewer: a
+comparison taken for a one-paper fact is answered from one paper. Dev figures measured with it overstate how the chain holds on new
 questions, most for comparisons. Here every dev question is read by the intent model trained without its fold
 (the 5 folds evals/train.py prints its out-of-fold intent accuracy over), and dev is answered with those readings;
 the answer-type and follow-up readings and everything after the reading are the shipped chain.

@@ -211,7 +211,8 @@ class Verifier:
         self.embedder = embedder
         self.store = store
         self.nearest = nearest  # nearest(vector, n) -> ids of the n papers nearest by meaning; None: no such check
-        self._papers = load_sentences(store, {p.id: p for p in numbered.values()}.values())
+        self._by_id = {p.id: p for p in numbered.values()}
+        self._papers = load_sentences(store, self._by_id.values())
         self._figures = {p.id: figures(f"{p.title} {p.abstract}") for p in numbered.values()}
         self.verified_figures: dict[str, list[tuple[float, str]]] = {}
         self.order: list[str] = []
@@ -255,21 +256,22 @@ class Verifier:
         valid = list(dict.fromkeys(self.numbered[n].id for n in cited_numbers if n in self.numbered))
         self.dropped_citations += len(cited_numbers) - len([n for n in cited_numbers if n in self.numbered])
         probe = make_probe(self.store, self.embedder.encode_one(claim), claim, question=False)
-        papers = {p.id: p for p in self.numbered.values()}
-        kept = (self._supported(claim, probe, [papers[pid] for pid in valid])
-                or (self._all_cited(valid) if self._compares(claim, valid) else [])
-                or self._connective(claim, probe, valid) or self._contrast(claim, valid))
+        verdict = self._compares(claim, valid)
+        kept = (self._supported(claim, probe, [self._by_id[pid] for pid in valid])
+                or (self._all_cited(valid) if verdict else []) or self._connective(claim, probe, valid)
+                or (self._contrast(claim, valid) if verdict is not False else []))  # no contrast overrules figures
         self.dropped_citations += len(set(valid) - {pid for pid, _ in kept})
         if not kept:
-            kept = self._reattributed(claim, probe, [p for pid, p in papers.items() if pid not in valid])
+            kept = self._reattributed(claim, probe, [p for pid, p in self._by_id.items() if pid not in valid])
         if not kept:
             self.removed_sentences += 1
             return None
         said = (probe.vector, frozenset(probe.terms))
         for pid, _ in kept:
             self._said.setdefault(pid, []).append(said)
-        if len(kept) == 1:
+        if len(kept) == 1:  # what the answer said of one paper alone: contrasts are checked against it
             self._alone.setdefault(kept[0][0], []).append(said)
+            self._own_names.setdefault(kept[0][0], set()).update(name_tokens(claim))
         return self._render(claim, kept)
 
     def _supported(self, claim: str, probe, cited: list[Paper]) -> list[tuple[str, str]]:
@@ -333,9 +335,9 @@ class Verifier:
     def _contrast(self, claim: str, cited: list[str]) -> list[tuple[str, str]]:
         """A sentence setting its two cited papers against each other: two of its parts each restate what this
         answer verified for a different one of them alone, and that paper's more than the other's, each part's
-        figures its own paper's; not a comparative the verified figures contradict (_compares). The papers' names
-        are left out of the parts' words: a part that only names its paper restates nothing."""
-        if len(cited) != 2 or self._compares(claim, cited) is False or not all(pid in self._alone for pid in cited):
+        figures its own paper's (add() does not ask it of a comparative the verified figures contradict). The
+        papers' names are left out of the parts' words: a part that only names its paper restates nothing."""
+        if len(cited) != 2 or not all(pid in self._alone for pid in cited):
             return []
         parts = contrast_parts(claim)
         if len(parts) < 2:
@@ -388,7 +390,7 @@ class Verifier:
     def _subject(self, claim: str, cited: list[str]) -> str | None:
         """The compared paper the claim names first: the one it says is larger (or smaller). None when that is
         not clear (no paper named, or two named at the same place)."""
-        title_terms = {pid: set(terms(self._paper(pid).title)) for pid in cited}
+        title_terms = {pid: set(terms(self._by_id[pid].title)) for pid in cited}
         named = []
         for pid in cited:
             others = set().union(*(title_terms[q] for q in cited if q != pid))
@@ -405,17 +407,14 @@ class Verifier:
         ("Grokfast: ..."), and the names this answer's own sentences about it alone gave it ("AbeT lowers FPR@95
         by 35.39%") that they gave no other cited paper, carry no digits (metrics, datasets) and occur nowhere
         in the other cited papers' titles and abstracts (ID, OOD, LLM)."""
-        paper = self._paper(pid)
-        others = [q for q in cited if q != pid]
-        elsewhere = f" {' '.join(fold(self._paper(q).title + ' ' + self._paper(q).abstract) for q in others)} "
+        paper = self._by_id[pid]
+        others = [self._by_id[q] for q in cited if q != pid]
+        elsewhere = f" {' '.join(fold(f'{q.title} {q.abstract}') for q in others)} "
         given = {fold(n) for n in self._own_names.get(pid, set()) if not any(c.isdigit() for c in n)}
-        given -= {fold(n) for q in others for n in self._own_names.get(q, set())}
+        given -= {fold(n) for q in others for n in self._own_names.get(q.id, set())}
         given = {n for n in given if n and f" {n} " not in elsewhere}
         return self.store.names.names_of(pid) + name_tokens(paper.title) + (
             [paper.title.split(":", 1)[0]] if ":" in paper.title else []) + sorted(given)
-
-    def _paper(self, pid: str) -> Paper:
-        return next(p for p in self.numbered.values() if p.id == pid)
 
     def _reattributed(self, claim: str, probe, others: list[Paper]) -> list[tuple[str, str]]:
         """A sentence its citations do not support may still be true of another source: cite that one instead."""
@@ -437,7 +436,6 @@ class Verifier:
             markers.append(f"[{self.order.index(pid) + 1}]")
         if len(kept) == 1:
             self.verified_figures.setdefault(kept[0][0], []).extend(measures(claim))
-            self._own_names.setdefault(kept[0][0], set()).update(name_tokens(claim))
         rendered = attach_marker(claim, "".join(markers))
         self.kept.append(rendered)
         return rendered

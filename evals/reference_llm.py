@@ -15,6 +15,7 @@ clean answer's own conclusion is shown).
 - refusals: share of correct refusals shown as refusals.
 
     .venv/bin/python evals/reference_llm.py [--split test] [--json evals/reports/reference_llm.json]
+    .venv/bin/python evals/reference_llm.py --swaps --split all --eval F [F ...]   (conclusion swaps, all pairs)
 """
 from __future__ import annotations
 
@@ -251,6 +252,36 @@ def run(settings, items, papers) -> Report:
             return measure(assistant, endpoint, items)
 
 
+def swaps(assistant, items) -> dict:
+    """Each comparison's closing sentence checked after its answer's other sentences, and in its place every other
+    comparison's closing sentence about two other papers, cited to this one's two: [kept, total] of each. The
+    endpoint's conclusion swap tries one per item, too few to show how close a bar sits to wrong conclusions;
+    this tries every pair (the verifier alone, no HTTP: thousands of checks in seconds)."""
+    from rag.citations import Verifier
+
+    store = assistant.index.store
+    by_title = {p.title: p for p in store.iter_papers()}
+    abstracts = {t: p.abstract for t, p in by_title.items()}
+    compares = [i for i in items if i.kind == "compare" and i.answerable and i.reference_answer
+                and len(i.expected_papers) == 2 and all(t in by_title for t in i.expected_papers)]
+    scripted = {i.id: script(i, abstracts) for i in compares}
+    kept, swapped = Tally(), Tally()
+    for item in compares:
+        number = {t: n for n, t in enumerate(item.expected_papers, 1)}
+        verifier = Verifier({n: by_title[t] for t, n in number.items()}, assistant.embedder, store,
+                            assistant.chain.nearest_papers)
+        for sentence, titles in scripted[item.id].sentences[:-1]:
+            verifier.add(f"{sentence.rstrip('.')} " + "".join(f"[{number[t]}]" for t in titles) + ".")
+        closing = scripted[item.id].sentences[-1][0]
+        _tally({"": kept}, [""], verifier.fork().add(f"{closing.rstrip('.')} [1][2].") is not None)
+        for other in compares:
+            if not set(other.expected_papers) & set(item.expected_papers):
+                wrong = scripted[other.id].sentences[-1][0]
+                _tally({"": swapped}, [""], verifier.fork().add(f"{wrong.rstrip('.')} [1][2].") is not None)
+    return {"comparisons": len(compares), "conclusions_kept": [kept.kept, kept.total],
+            "swapped_conclusions_kept": [swapped.kept, swapped.total]}
+
+
 class _Forever(list):
     """A reply list that never runs out: every request is answered by the endpoint."""
 
@@ -267,16 +298,20 @@ def main() -> None:
     from rag.eval import load_eval_file
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--eval", default=str(ROOT / "evals" / "qa.jsonl"))
+    parser.add_argument("--eval", nargs="+", default=[str(ROOT / "evals" / "qa.jsonl")])
     parser.add_argument("--split", default="test", choices=["dev", "test", "all"])
     parser.add_argument("--json", default=None)
     parser.add_argument("--misses", action="store_true", help="print each reference sentence not shown")
+    parser.add_argument("--swaps", action="store_true", help="only the all-pairs conclusion swap check (swaps())")
     args = parser.parse_args()
-    items = [i for i in load_eval_file(Path(args.eval)) if args.split == "all" or (i.split or "dev") == args.split]
+    items = [i for f in args.eval for i in load_eval_file(Path(f)) if args.split == "all" or (i.split or "dev") == args.split]
     settings = load_settings()
     from rag.assistant import Assistant
 
     with Assistant(settings, build_if_missing=False) as assistant:
+        if args.swaps:
+            print(json.dumps(swaps(assistant, items)))
+            return
         papers = list(assistant.index.store.iter_papers())
     measured = run(settings, items, papers)
     if args.misses:

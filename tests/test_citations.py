@@ -225,3 +225,15 @@ def test_a_comparative_may_name_a_paper_as_the_answer_did(full_assistant):
         assert v.add("AbeT reduces FPR@95 by 35.39% in classification compared with the state of the art [2].")
         kept[conclusion] = v.add(conclusion) is not None
     assert list(kept.values()) == [True, False, True]
+
+
+def test_a_sentence_tried_on_a_fork_leaves_the_answer_as_it_was(verifier):
+    """evals/reference_llm.py --swaps tries thousands of conclusions after one answer: each on a fork."""
+    assert verifier.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")
+    tried = verifier.fork()
+    assert tried.add("Memorizing Transformers extend language models with a memory of past inputs [2].")
+    first, second = verifier.numbered[1].id, verifier.numbered[2].id
+    assert len(tried.kept) == 2 and tried.order == [first, second] and set(tried._said) == {first, second}
+    assert len(verifier.kept) == 1 and verifier.order == [first] and set(verifier._said) == {first}
+    assert set(verifier.quotes) == set(verifier.verified_figures) == {first}
+

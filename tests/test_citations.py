@@ -227,6 +227,22 @@ def test_a_comparative_may_name_a_paper_as_the_answer_did(full_assistant):
     assert list(kept.values()) == [True, False, True]
 
 
+def test_a_comparative_names_a_paper_by_a_rare_word_of_its_title_not_a_common_one(full_assistant):
+    """"The temperature paper" names the one compared paper whose title has that word; "the learning paper" names
+    none, though only one of the two titles says "Learned": a word a tenth of the abstracts use names nothing, and
+    a comparative about another pair of papers ("The factual-knowledge paper finds that larger batch sizes ...")
+    would otherwise find its subject in one."""
+    verdicts = {}
+    for subject in ("temperature", "outlier sampling", "learning"):
+        v = _verifier_for(full_assistant, "DOS: Diverse Outlier Sampling for Out-of-Distribution Detection",
+                          "Out-of-Distribution Detection & Applications With Ablated Learned Temperature Energy")
+        assert v.add("DOS cuts the average FPR95 by up to 25.79% on CIFAR-100 [1].")
+        assert v.add("AbeT reduces FPR@95 by 35.39% in classification compared with the state of the art [2].")
+        verdicts[subject] = v._compares(f"The {subject} paper reports the larger reduction.",
+                                        [p.id for p in v.numbered.values()])
+    assert verdicts == {"temperature": True, "outlier sampling": False, "learning": None}
+
+
 def test_a_sentence_tried_on_a_fork_leaves_the_answer_as_it_was(verifier):
     """evals/reference_llm.py --swaps tries thousands of conclusions after one answer: each on a fork."""
     assert verifier.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")

@@ -23,7 +23,7 @@ import argparse
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,7 +256,10 @@ def swaps(assistant, items) -> dict:
     """Each comparison's closing sentence checked after its answer's other sentences, and in its place every other
     comparison's closing sentence about two other papers, cited to this one's two: [kept, total] of each. The
     endpoint's conclusion swap tries one per item, too few to show how close a bar sits to wrong conclusions;
-    this tries every pair (the verifier alone, no HTTP: thousands of checks in seconds)."""
+    this tries every pair (the verifier alone, no HTTP: thousands of checks in seconds). It is not the endpoint's
+    count: only the two papers are numbered (the chain numbers every shown source, so there a swap may also be
+    re-attributed to a third), and every swap counts, also for items whose true conclusion is not kept (the
+    endpoint counts a swap only where it is)."""
     from rag.citations import Verifier
 
     store = assistant.index.store
@@ -266,18 +269,21 @@ def swaps(assistant, items) -> dict:
                 and len(i.expected_papers) == 2 and all(t in by_title for t in i.expected_papers)]
     scripted = {i.id: script(i, abstracts) for i in compares}
     kept, swapped = Tally(), Tally()
+
+    def tally(into: Tally, verifier: Verifier, sentence: str) -> None:
+        into.total += 1
+        into.kept += verifier.fork().add(f"{sentence.rstrip('.')} [1][2].") is not None
+
     for item in compares:
         number = {t: n for n, t in enumerate(item.expected_papers, 1)}
         verifier = Verifier({n: by_title[t] for t, n in number.items()}, assistant.embedder, store,
                             assistant.chain.nearest_papers)
         for sentence, titles in scripted[item.id].sentences[:-1]:
             verifier.add(f"{sentence.rstrip('.')} " + "".join(f"[{number[t]}]" for t in titles) + ".")
-        closing = scripted[item.id].sentences[-1][0]
-        _tally({"": kept}, [""], verifier.fork().add(f"{closing.rstrip('.')} [1][2].") is not None)
+        tally(kept, verifier, scripted[item.id].sentences[-1][0])
         for other in compares:
             if not set(other.expected_papers) & set(item.expected_papers):
-                wrong = scripted[other.id].sentences[-1][0]
-                _tally({"": swapped}, [""], verifier.fork().add(f"{wrong.rstrip('.')} [1][2].") is not None)
+                tally(swapped, verifier, scripted[other.id].sentences[-1][0])
     return {"comparisons": len(compares), "conclusions_kept": [kept.kept, kept.total],
             "swapped_conclusions_kept": [swapped.kept, swapped.total]}
 
@@ -305,12 +311,18 @@ def main() -> None:
     parser.add_argument("--swaps", action="store_true", help="only the all-pairs conclusion swap check (swaps())")
     args = parser.parse_args()
     items = [i for f in args.eval for i in load_eval_file(Path(f)) if args.split == "all" or (i.split or "dev") == args.split]
+    repeated = sorted(n for n, count in Counter(i.id for i in items).items() if count > 1)
+    if repeated:  # items are told apart by id (scripts, conclusions), and by question (the endpoint)
+        parser.error(f"eval ids repeated across files: {', '.join(repeated[:5])}")
     settings = load_settings()
     from rag.assistant import Assistant
 
     with Assistant(settings, build_if_missing=False) as assistant:
         if args.swaps:
-            print(json.dumps(swaps(assistant, items)))
+            result = json.dumps(swaps(assistant, items))
+            print(result)
+            if args.json:
+                Path(args.json).write_text(result + "\n")
             return
         papers = list(assistant.index.store.iter_papers())
     measured = run(settings, items, papers)

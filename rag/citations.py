@@ -53,9 +53,10 @@ CONNECTIVE_RANK = 30
 # different one of its two cited papers alone, at least this much (the papers' names left out of the parts' words).
 # Chosen on the dev-side comparisons (dev, the written set and the written comparison set: 130 items), each with
 # every other comparison's closing sentence about two other papers cited to its pair (16,728 swaps,
-# evals/reference_llm.py --swaps): the two true contrasts no other check keeps scored 0.314 and 0.320; of the 24
-# swaps the check kept at 0.20, 18 scored 0.201-0.227 and 6 scored 0.274-0.346. 0.25 drops those 18 and keeps a
-# margin below the true ones. (The endpoint's one swap per item had shown at most 0.13.)
+# evals/reference_llm.py --swaps), before _subject's rare-word rule: the two true contrasts no other check keeps
+# scored 0.314 and 0.320; of the 24 swaps the check kept at 0.20, 18 scored 0.201-0.227 and 6 scored 0.274-0.346.
+# 0.25 drops those 18 and keeps a margin below the true ones. (The endpoint's one swap per item had shown at most
+# 0.13.)
 CONTRAST_MIN = 0.25
 _CONTRAST = re.compile(r"\s*(?:;|,?\s+\b(?:whereas|while)\b|,\s*but\b|,\s*unlike\b|"
                        r",?\s+(?:and\s+)?\bthe (?:other|second|latter)\b(?!-))\s*", re.IGNORECASE)
@@ -230,11 +231,15 @@ class Verifier:
         self._alone: dict[str, list[tuple[np.ndarray, frozenset[str]]]] = {}  # the same, of claims citing one paper
         self._own_names: dict[str, set[str]] = {}  # names used by the claims verified for one paper alone, by paper
 
+    _SHARED = frozenset({"numbered", "embedder", "store", "nearest", "_by_id", "_papers", "_figures"})
+
     def fork(self) -> "Verifier":
-        """A copy to try a sentence on without changing this one: what was verified so far is copied."""
+        """A copy to try a sentence on without changing this one: everything but the sources and models (_SHARED,
+        never changed after __init__) is copied, so state added later is copied too."""
         other = copy.copy(self)
-        for name in ("verified_figures", "order", "quotes", "kept", "_said", "_alone", "_own_names"):
-            setattr(other, name, copy.deepcopy(getattr(self, name)))
+        for name, value in vars(self).items():
+            if name not in self._SHARED:
+                setattr(other, name, copy.deepcopy(value))
         return other
 
     def support(self, probe, paper: Paper) -> _Support:
@@ -404,7 +409,8 @@ class Verifier:
         ("temperature", not "learned"): with common ones, comparatives about other papers found a subject by
         chance (dev-side swaps, evals/reference_llm.py --swaps: 105 -> 70 of 16,728 kept)."""
         title_terms = {pid: set(terms(self._by_id[pid].title)) for pid in cited}
-        # at most the share of abstracts ADDS_IDF_MIN stands for (1 in 12), or one abstract in a small index
+        # used by at most the share of abstracts ADDS_IDF_MIN stands for (1 in 12): a document-frequency share, not
+        # an IDF bar, which no word clears in a small index (at most ln(17/1.5) = 2.43 with 16 papers)
         most = max(1.0, math.exp(-ADDS_IDF_MIN) * self.store.count())
         rare = {t for t, df in self.store.doc_freq(set().union(*title_terms.values())).items() if df <= most}
         named = []

@@ -229,7 +229,7 @@ def test_a_comparative_may_name_a_paper_as_the_answer_did(full_assistant):
 
 def test_a_comparative_names_a_paper_by_a_rare_word_of_its_title_not_a_common_one(full_assistant):
     """"The temperature paper" names the one compared paper whose title has that word; "the learning paper" names
-    none, though only one of the two titles says "Learned": a word a tenth of the abstracts use names nothing, and
+    none, though only one of the two titles says "Learned": a word more than 1 in 12 abstracts use names nothing, and
     a comparative about another pair of papers ("The factual-knowledge paper finds that larger batch sizes ...")
     would otherwise find its subject in one."""
     verdicts = {}
@@ -248,8 +248,12 @@ def test_a_sentence_tried_on_a_fork_leaves_the_answer_as_it_was(verifier):
     assert verifier.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")
     tried = verifier.fork()
     assert tried.add("Memorizing Transformers extend language models with a memory of past inputs [2].")
+    assert tried.add("The multigrid method improves accuracy by 0.8% on Kinetics-400 [1].")
     first, second = verifier.numbered[1].id, verifier.numbered[2].id
-    assert len(tried.kept) == 2 and tried.order == [first, second] and set(tried._said) == {first, second}
+    assert len(tried.kept) == 3 and tried.order == [first, second] and set(tried._said) == {first, second}
+    assert len(tried._said[first]) == len(tried._alone[first]) == 2 and len(tried.verified_figures[first]) == 4
     assert len(verifier.kept) == 1 and verifier.order == [first] and set(verifier._said) == {first}
-    assert set(verifier.quotes) == set(verifier.verified_figures) == {first}
+    assert len(verifier._said[first]) == len(verifier._alone[first]) == 1
+    assert verifier.verified_figures[first] == [(50.0, ""), (4.5, "x")]  # ResNet-50's 50, and 4.5x
+    assert set(verifier.quotes) == set(verifier._alone) == set(verifier._own_names) == {first}
 

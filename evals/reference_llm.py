@@ -15,7 +15,7 @@ clean answer's own conclusion is shown).
 - refusals: share of correct refusals shown as refusals.
 
     .venv/bin/python evals/reference_llm.py [--split test] [--json evals/reports/reference_llm.json]
-    .venv/bin/python evals/reference_llm.py --swaps --split all --eval F [F ...]   (conclusion swaps, all pairs)
+    .venv/bin/python evals/reference_llm.py --swaps --split dev --eval F [F ...]   (conclusion swaps, all pairs)
 """
 from __future__ import annotations
 
@@ -310,7 +310,8 @@ def main() -> None:
     parser.add_argument("--misses", action="store_true", help="print each reference sentence not shown")
     parser.add_argument("--swaps", action="store_true", help="only the all-pairs conclusion swap check (swaps())")
     args = parser.parse_args()
-    items = [i for f in args.eval for i in load_eval_file(Path(f)) if args.split == "all" or (i.split or "dev") == args.split]
+    items = [i for f in args.eval for i in load_eval_file(Path(f))
+             if args.split == "all" or (i.split or "dev") == args.split]
     repeated = sorted(n for n, count in Counter(i.id for i in items).items() if count > 1)
     if repeated:  # items are told apart by id (scripts, conclusions), and by question (the endpoint)
         parser.error(f"eval ids repeated across files: {', '.join(repeated[:5])}")

@@ -256,4 +256,3 @@ def test_a_sentence_tried_on_a_fork_leaves_the_answer_as_it_was(verifier):
     assert len(verifier._said[first]) == len(verifier._alone[first]) == 1
     assert verifier.verified_figures[first] == [(50.0, ""), (4.5, "x")]  # ResNet-50's 50, and 4.5x
     assert set(verifier.quotes) == set(verifier._alone) == set(verifier._own_names) == {first}
-

@@ -69,6 +69,11 @@ def attribute(sentence: str, expected: list[str], abstracts: dict[str, str], las
     return [t for t in expected if scores[t] == best and best > 0] or expected[:1]
 
 
+def marked(sentence: str, numbers) -> str:
+    """A sentence as the model writes it: its source numbers before the full stop."""
+    return f"{sentence.rstrip('.')} " + "".join(f"[{n}]" for n in numbers) + "."
+
+
 def script(item, abstracts: dict[str, str]) -> Scripted:
     claims = split_claims(item.reference_answer)
     return Scripted([(c, attribute(c, list(item.expected_papers), abstracts, i == len(claims) - 1, item.kind))
@@ -156,7 +161,7 @@ class ReferenceEndpoint:
         if self.corruption:
             scripted = corrupt(scripted, self.corruption, self.shown, self.conclusions.get(item.id, "")) or scripted
         self.last = scripted
-        text = " ".join(f"{s.rstrip('.')} " + "".join(f"[{self.shown[t]}]" for t in titles if t in self.shown) + "."
+        text = " ".join(marked(s, [self.shown[t] for t in titles if t in self.shown])
                         for s, titles in scripted.sentences)
         return Reply(text)
 
@@ -272,14 +277,14 @@ def swaps(assistant, items) -> dict:
 
     def tally(into: Tally, verifier: Verifier, sentence: str) -> None:
         into.total += 1
-        into.kept += verifier.fork().add(f"{sentence.rstrip('.')} [1][2].") is not None
+        into.kept += verifier.fork().add(marked(sentence, (1, 2))) is not None
 
     for item in compares:
         number = {t: n for n, t in enumerate(item.expected_papers, 1)}
         verifier = Verifier({n: by_title[t] for t, n in number.items()}, assistant.embedder, store,
                             assistant.chain.nearest_papers)
         for sentence, titles in scripted[item.id].sentences[:-1]:
-            verifier.add(f"{sentence.rstrip('.')} " + "".join(f"[{number[t]}]" for t in titles) + ".")
+            verifier.add(marked(sentence, [number[t] for t in titles]))
         tally(kept, verifier, scripted[item.id].sentences[-1][0])
         for other in compares:
             if not set(other.expected_papers) & set(item.expected_papers):

@@ -193,7 +193,24 @@ def test_a_short_name_many_papers_write_names_no_paper():
     db, index = _name_index(papers)
     assert index.match("Is it safe to use warmup with Adam, and how does DEUP work?") == ["deup"]
     _forget(db, ["other0", "other1"])
-    assert sorted(index.match("Is it safe to use warmup with Adam, and how does DEUP work?")) == ["deup", "safe"]
+    assert sorted(index.match("Is SAFE fast, and how does DEUP work?")) == ["deup", "safe"]  # three write it: rare
+
+
+def test_a_name_written_as_a_plain_word_names_no_paper():
+    """BEAT is a paper's name and "beat" a verb other abstracts use: "their models beat much bigger ones" does
+    not name BEAT (it was answered as a comparison with it), while "BEAT" in capitals does, and a lower-case
+    name no abstract uses as a word ("deup") still names its paper."""
+    from rag.types import Paper
+
+    papers = [Paper("beat", "BEAT: Balanced Frequency Adaptive Tuning", "We tune frequency components apart."),
+              Paper("deup", "DEUP: Direct Epistemic Uncertainty Prediction", "We predict epistemic uncertainty."),
+              Paper("icl", "Learning to learn in context", "Our small model can beat much larger models.")]
+    db, index = _name_index(papers)
+    assert index.match("Do their models beat much bigger ones?") == []
+    assert index.match("How does BEAT tune frequencies?") == ["beat"]
+    assert index.match("what does deup predict?") == ["deup"]
+    _forget(db, ["icl"])
+    assert index.match("Do their models beat much bigger ones?") == ["beat"]  # no abstract uses the word
 
 
 def test_singular_and_plural_forms_follow_english_spelling():

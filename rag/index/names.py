@@ -244,7 +244,9 @@ class NameIndex:
                 hits.append(pid)
         candidates = {w.casefold() for w in _WORD.findall(question)}
         candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
-        for pid in self.papers_named(sorted(candidates)) + self.papers_defining(question):
+        lowercase = {w for w in _WORD.findall(question) if w.islower()}
+        named = self.papers_named(sorted(candidates - {n for n in candidates & lowercase if self._plain_word(n)}))
+        for pid in named + self.papers_defining(question):
             if pid not in hits:
                 hits.append(pid)
         return hits
@@ -282,6 +284,16 @@ class NameIndex:
         found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
                                 (query, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         return found > MAX_PAPERS_PER_NAME
+
+    def _plain_word(self, word: str) -> bool:
+        """A paper writes it in capitals (BEAT) and another as a plain word ("beat the baselines"): written in lower
+        case in a question, it is the word ("which one claims to beat …"), not the name."""
+        capitalised = self.db.execute("SELECT COUNT(*) FROM capitals WHERE token = ?", (word,)).fetchone()[0]
+        if not capitalised or not any(c.isalpha() for c in word):
+            return False
+        written = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
+                                  ('"{}"'.format(word.replace('"', '""')), capitalised + 1)).fetchone()[0]
+        return written > capitalised
 
     def papers_named(self, names: list[str]) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers and names more

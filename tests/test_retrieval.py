@@ -192,6 +192,7 @@ def test_a_short_name_many_papers_write_names_no_paper():
     papers += [Paper(f"other{i}", f"Control paper {i}", f"Our controller keeps robot {i} safe.") for i in range(4)]
     db, index = _name_index(papers)
     assert index.match("Is it safe to use warmup with Adam, and how does DEUP work?") == ["deup"]
+    assert index.match("Is SAFE fast, and how does DEUP work?") == ["deup"]  # capitals do not help: five write it
     _forget(db, ["other0", "other1"])
     assert sorted(index.match("Is SAFE fast, and how does DEUP work?")) == ["deup", "safe"]  # three write it: rare
 
@@ -208,6 +209,7 @@ def test_a_name_written_as_a_plain_word_names_no_paper():
     db, index = _name_index(papers)
     assert index.match("Do their models beat much bigger ones?") == []
     assert index.match("How does BEAT tune frequencies?") == ["beat"]
+    assert index.match("Does BEAT beat the baselines?") == ["beat"]  # written in capitals too: the name
     assert index.match("what does deup predict?") == ["deup"]
     _forget(db, ["icl"])
     assert index.match("Do their models beat much bigger ones?") == ["beat"]  # no abstract uses the word

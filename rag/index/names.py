@@ -244,9 +244,9 @@ class NameIndex:
                 hits.append(pid)
         candidates = {w.casefold() for w in _WORD.findall(question)}
         candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
-        lowercase = {w for w in _WORD.findall(question) if w.islower()}
-        named = self.papers_named(sorted(candidates - {n for n in candidates & lowercase if self._plain_word(n)}))
-        for pid in named + self.papers_defining(question):
+        words = _WORD.findall(question)
+        lowercase = {w for w in words if w.islower()} - {w.casefold() for w in words if not w.islower()}
+        for pid in self.papers_named(sorted(candidates), lowercase) + self.papers_defining(question):
             if pid not in hits:
                 hits.append(pid)
         return hits
@@ -280,27 +280,32 @@ class NameIndex:
         quoted = ['"{}"'.format(p.replace('"', '""')) for p in phrases if any(c.isalnum() for c in p)]
         if not quoted:
             return False
-        query = " OR ".join(quoted)
-        found = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
-                                (query, MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
-        return found > MAX_PAPERS_PER_NAME
+        return self._papers_writing(quoted, MAX_PAPERS_PER_NAME + 1) > MAX_PAPERS_PER_NAME
 
-    def _plain_word(self, word: str) -> bool:
-        """A paper writes it in capitals (BEAT) and another as a plain word ("beat the baselines"): written in lower
-        case in a question, it is the word ("which one claims to beat …"), not the name."""
-        capitalised = self.db.execute("SELECT COUNT(*) FROM capitals WHERE token = ?", (word,)).fetchone()[0]
-        if not capitalised or not any(c.isalpha() for c in word):
+    def _papers_writing(self, quoted: list[str], limit: int) -> int:
+        """How many papers' titles or abstracts write one of these quoted FTS5 phrases, counted up to `limit`."""
+        return self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
+                               (" OR ".join(quoted), limit)).fetchone()[0]
+
+    def _plain_word(self, name: str) -> bool:
+        """A paper writes the name in capitals (BEAT) and another as a plain word ("beat the baselines"): written in
+        lower case in a question ("which one claims to beat …"), it is the word, not the name. (A question that
+        also writes it in capitals, "Does BEAT beat …", means the name; a use at the start of a sentence or inside
+        a hyphenated word elsewhere in the corpus counts as a plain use.)"""
+        capitalised = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM capitals WHERE token = ? LIMIT ?)",
+                                      (fold(name), MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
+        if not capitalised or capitalised > MAX_PAPERS_PER_NAME:  # many capitalised writers: no name anyway
             return False
-        written = self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
-                                  ('"{}"'.format(word.replace('"', '""')), capitalised + 1)).fetchone()[0]
-        return written > capitalised
+        return self._papers_writing(['"{}"'.format(name.replace('"', '""'))], capitalised + 1) > capitalised
 
-    def papers_named(self, names: list[str]) -> list[str]:
+    def papers_named(self, names: list[str], lowercase: set[str] = frozenset()) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers and names more
         papers write than that: a title's short name that is the field's word (ReLU, D4RL) or a plain one (FOCUS,
-        SAFE: "is it safe to …") names no paper; retrieval still finds a paper by it."""
+        SAFE: "is it safe to …") names no paper; retrieval still finds a paper by it. Of the names the question
+        writes only in lower case (`lowercase`), those other papers use as plain words name none either."""
         rows = self._select("SELECT name, paper_id FROM names WHERE name IN ({}) ORDER BY name, paper_id", names)
-        common = {name for name in {name for name, _ in rows} if self._written_by_many([name])}
+        common = {name for name in {name for name, _ in rows}
+                  if self._written_by_many([name]) or (name in lowercase and self._plain_word(name))}
         return _unambiguous([row for row in rows if row[0] not in common])
 
     def names_unknown_paper(self, question: str) -> str | None:

@@ -242,9 +242,9 @@ class NameIndex:
             # other paper's title opens with them
             if (title in folded or (head in written and len(by_head[head]) == 1)) and pid not in hits:
                 hits.append(pid)
-        candidates = {w.casefold() for w in _WORD.findall(question)}
-        candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
         words = _WORD.findall(question)
+        candidates = {w.casefold() for w in words}
+        candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
         lowercase = {w for w in words if w.islower()} - {w.casefold() for w in words if not w.islower()}
         for pid in self.papers_named(sorted(candidates), lowercase) + self.papers_defining(question):
             if pid not in hits:

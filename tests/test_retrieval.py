@@ -215,6 +215,23 @@ def test_a_name_written_as_a_plain_word_names_no_paper():
     assert index.match("Do their models beat much bigger ones?") == ["beat"]  # no abstract uses the word
 
 
+def test_a_name_an_abstract_coins_names_its_paper():
+    """SCoRe is in no title and defined as no abbreviation; its abstract coins it ("we develop … an approach,
+    SCoRe, that …"). A question writing it names that paper, though many abstracts write the word "score"; a
+    paper that only uses a name (DINOv2 as a teacher) is not named by it."""
+    from rag.types import Paper
+
+    papers = [Paper("score", "Training Language Models to Self-Correct",
+                    "Self-correction is rare. To this end, we develop a multi-turn online approach, SCoRe, that "
+                    "improves self-correction."),
+              Paper("student", "Distilling vision features", "We present a small student distilled from DINOv2.")]
+    papers += [Paper(f"other{i}", f"Metric paper {i}", f"Our score {i} ranks models.") for i in range(4)]
+    db, index = _name_index(papers)
+    assert index.match("SCoRe vs RISE: how does each teach self-correction?") == ["score"]
+    assert index.match("What is the score of the best model?") == []
+    assert index.match("What does DINOv2 teach the student?") == []
+
+
 def test_singular_and_plural_forms_follow_english_spelling():
     """A long form's last word is looked up singular and plural: "es" only after a sibilant, so "rat" is not read
     as "rates" (which would count every paper writing "learning rates" as writing the long form); where the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from ..text import abbreviated, coined, fold, singular
+from ..text import abbreviated, coined, fold, singular, split_sentences
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -75,6 +75,29 @@ def short_names(paper: Paper) -> set[str]:
                      re.IGNORECASE):
             names.add(token.casefold())
     return names
+
+
+# "we / this paper / our … propose / introduce / present / develop / call …": a sentence that coins something
+_COINS = re.compile(r"\b(?:we|this paper|this work|our)\b[^.;]*?\b(?:propose[sd]?|introduce[sd]?|present(?:s|ed)?|"
+                    r"develop(?:s|ed)?|call(?:s|ed)?|name[sd]?|dub(?:s|bed)?|term(?:s|ed)?|coin(?:s|ed)?|"
+                    r"design(?:s|ed)?)\b", re.IGNORECASE)
+
+
+def _introduces(abstract: str, token: str) -> bool:
+    """The abstract coins this token, written as here (PALM is not PaLM): after "we propose / introduce / develop /
+    call …" in one sentence, as what is coined (at most four words on) or set off as its name by a comma or a
+    parenthesis. (short_names reads a title's coined words with a narrower rule, fixed by the names version.)"""
+    for start, end in split_sentences(abstract):
+        sentence = abstract[start:end]
+        match = _COINS.search(sentence)
+        if not match:
+            continue
+        after = sentence[match.end():]
+        for found in re.finditer(rf"(?<![\w\-]){re.escape(token)}s?(?![\w\-])", after):
+            before = after[:found.start()]
+            if len(before.split()) <= 4 or before.rstrip().endswith((",", "(")):
+                return True  # its object ("we present PORTAL, a …") or an apposition ("an approach, SCoRe, that")
+    return False
 
 
 _LINKING = {"of", "for", "and", "the", "from", "to", "in", "on", "with", "a", "an", "by", "via"}
@@ -246,7 +269,8 @@ class NameIndex:
         candidates = {w.casefold() for w in words}
         candidates |= {h.strip().casefold() for h in re.findall(r"[A-Za-z0-9][A-Za-z0-9\- ]{2,40}", question)}
         lowercase = {w for w in words if w.islower()} - {w.casefold() for w in words if not w.islower()}
-        for pid in self.papers_named(sorted(candidates), lowercase) + self.papers_defining(question):
+        for pid in (self.papers_named(sorted(candidates), lowercase) + self.papers_defining(question)
+                    + self.papers_writing(question)):
             if pid not in hits:
                 hits.append(pid)
         return hits
@@ -264,6 +288,25 @@ class NameIndex:
                             [s for s in shorts if s not in shared])
         common = {long for long in {r[1] for r in rows} if self._widely_written(long)}
         return _unambiguous(sorted({(short, pid) for short, long, pid in rows if long not in common}))
+
+    def papers_writing(self, question: str) -> list[str]:
+        """Papers whose abstract introduces a token the question writes with two or more capitals (SCoRe, QWeb,
+        TQC) — in a sentence that proposes, introduces, presents, develops or names something before it — when at
+        most MAX_PAPERS_PER_NAME papers write the token so: a name an abstract coins in its own words ("we develop …
+        an approach, SCoRe, …") names its paper though no title or definition holds it. A paper merely using a name
+        (DINOv2, DQN, PaLM as baselines or backbones) is not named by it, nor is one whose abbreviation any abstract
+        defines (papers_defining decides those); one many write (LLMs) names none."""
+        written = {fold(singular(w)): singular(w) for w in _WORD.findall(question) if abbreviated(w)}
+        for (short,) in self._select("SELECT DISTINCT short FROM aliases WHERE short IN ({})", sorted(written)):
+            del written[short]  # an abbreviation some abstract defines is papers_defining's (MARL, GNN: the field's)
+        rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN ({}) ORDER BY token, paper_id",
+                            sorted(written))
+        kept = set(_unambiguous(rows))
+        if not kept:
+            return []
+        abstracts = dict(self._select("SELECT id, abstract FROM papers WHERE id IN ({})", sorted(kept)))
+        return list(dict.fromkeys(pid for token, pid in rows
+                                  if pid in kept and _introduces(abstracts.get(pid, ""), written[token])))
 
     def _widely_written(self, long: str) -> bool:
         """More than MAX_PAPERS_PER_NAME papers write this long form, singular or plural ("neural network(s)",

@@ -222,14 +222,22 @@ def test_a_name_an_abstract_coins_names_its_paper():
     from rag.types import Paper
 
     papers = [Paper("score", "Training Language Models to Self-Correct",
-                    "Self-correction is rare. To this end, we develop a multi-turn online approach, SCoRe, that "
-                    "improves self-correction."),
-              Paper("student", "Distilling vision features", "We present a small student distilled from DINOv2.")]
+                    "Self-correction is rare. To this end, we develop a multi-turn online reinforcement learning "
+                    "(RL) approach, SCoRe, that improves self-correction."),
+              Paper("student", "Distilling vision features", "We propose to distill a small student from DINOv2."),
+              Paper("agent", "Sample-efficient control", "We propose XNet, which outperforms DQN, PPO, and SAC."),
+              Paper("palm", "Prototype learning", "We introduce PALM, a prototype learner."),
+              Paper("toolkit", "A toolkit", "We introduce MARL, a toolkit for agents."),
+              Paper("survey", "A survey", "We review multi-agent reinforcement learning (MARL).")]
     papers += [Paper(f"other{i}", f"Metric paper {i}", f"Our score {i} ranks models.") for i in range(4)]
     db, index = _name_index(papers)
     assert index.match("SCoRe vs RISE: how does each teach self-correction?") == ["score"]
     assert index.match("What is the score of the best model?") == []
-    assert index.match("What does DINOv2 teach the student?") == []
+    assert index.match("What does DINOv2 teach the student?") == []  # used, not coined
+    assert index.match("How good is PPO on control?") == []  # compared against, not coined
+    assert index.match("How does XNet learn?") == ["agent"]
+    assert index.match("How does PaLM reason?") == [] and index.match("How does PALM learn?") == ["palm"]
+    assert index.papers_writing("What is MARL?") == []  # an abbreviation an abstract defines: not this rule's
 
 
 def test_singular_and_plural_forms_follow_english_spelling():

@@ -77,27 +77,58 @@ def short_names(paper: Paper) -> set[str]:
     return names
 
 
-# "we / this paper / our … propose / introduce / present / develop / call …": a sentence that coins something
-_COINS = re.compile(r"\b(?:we|this paper|this work|our)\b[^.;]*?\b(?:propose[sd]?|introduce[sd]?|present(?:s|ed)?|"
-                    r"develop(?:s|ed)?|call(?:s|ed)?|name[sd]?|dub(?:s|bed)?|term(?:s|ed)?|coin(?:s|ed)?|"
-                    r"design(?:s|ed)?)\b", re.IGNORECASE)
+# A sentence that coins something: its subject ("we", "this paper", "our …"), then a coining verb (not inside a
+# hyphenated word: "long-term" is no "term")
+_COINER = re.compile(r"\b(?:we|this paper|this work|our)\b", re.IGNORECASE)
+_COINING = re.compile(r"(?<![\w\-])(?:propose[sd]?|introduce[sd]?|present(?:s|ed)?|develop(?:s|ed)?|call(?:s|ed)?|"
+                      r"name[sd]?|dub(?:s|bed)?|termed|coin(?:s|ed)?|design(?:s|ed)?)(?![\w\-])", re.IGNORECASE)
+# Words that end the coined thing's phrase: what follows them is used, not coined ("we propose a method for GNN
+# models", "we present results on ALFWorld", "we propose X, which outperforms DQN")
+_NOT_COINED = frozenset("to for on from with of in into against by via over than at as which that who where while "
+                        "and or but using based".split())
+
+
+def coined_in(abstract: str) -> list[str]:
+    """The names an abstract coins, as written ("SCoRe", "NATURAL INSTRUCTIONS"): after "we propose / introduce /
+    develop / call …" in one sentence, the first run of words with two or more capitals outside parentheses (a
+    parenthesis defines an abbreviation, which the aliases hold), with no preposition or clause word before it
+    ("we develop a … (RL) approach, SCoRe, that …", "we present PORTAL, a …", "an approach named PORTAL").
+    (short_names reads a title's coined words with a narrower rule, fixed by the names version.)"""
+    found = []
+    for start, end in split_sentences(abstract):
+        sentence = abstract[start:end]
+        subject = _COINER.search(sentence)
+        if not subject:
+            continue
+        for verb in _COINING.finditer(sentence, subject.end()):
+            name = _first_run(sentence[verb.end():])
+            if name:
+                found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def _first_run(text: str) -> str | None:
+    """The first run of words with two or more capitals outside parentheses, unless a word of _NOT_COINED or the
+    end of the clause comes first."""
+    depth, run = 0, []
+    for token in re.finditer(r"[()]|[;:.]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]", text):
+        word = token.group(0)
+        if word in "()":
+            depth = max(depth + (1 if word == "(" else -1), 0)
+            continue
+        if depth:
+            continue
+        if abbreviated(word):
+            run.append(word)
+            continue
+        if run or word in ";:." or word.casefold() in _NOT_COINED:
+            break
+    return " ".join(run) or None
 
 
 def _introduces(abstract: str, token: str) -> bool:
-    """The abstract coins this token, written as here (PALM is not PaLM): after "we propose / introduce / develop /
-    call …" in one sentence, as what is coined (at most four words on) or set off as its name by a comma or a
-    parenthesis. (short_names reads a title's coined words with a narrower rule, fixed by the names version.)"""
-    for start, end in split_sentences(abstract):
-        sentence = abstract[start:end]
-        match = _COINS.search(sentence)
-        if not match:
-            continue
-        after = sentence[match.end():]
-        for found in re.finditer(rf"(?<![\w\-]){re.escape(token)}s?(?![\w\-])", after):
-            before = after[:found.start()]
-            if len(before.split()) <= 4 or before.rstrip().endswith((",", "(")):
-                return True  # its object ("we present PORTAL, a …") or an apposition ("an approach, SCoRe, that")
-    return False
+    """The abstract coins this token, written as here (PALM is not PaLM)."""
+    return any(token == singular(w) for name in coined_in(abstract) for w in name.split())
 
 
 _LINKING = {"of", "for", "and", "the", "from", "to", "in", "on", "with", "a", "an", "by", "via"}
@@ -290,23 +321,22 @@ class NameIndex:
         return _unambiguous(sorted({(short, pid) for short, long, pid in rows if long not in common}))
 
     def papers_writing(self, question: str) -> list[str]:
-        """Papers whose abstract introduces a token the question writes with two or more capitals (SCoRe, QWeb,
-        TQC) — in a sentence that proposes, introduces, presents, develops or names something before it — when at
-        most MAX_PAPERS_PER_NAME papers write the token so: a name an abstract coins in its own words ("we develop …
-        an approach, SCoRe, …") names its paper though no title or definition holds it. A paper merely using a name
-        (DINOv2, DQN, PaLM as baselines or backbones) is not named by it, nor is one whose abbreviation any abstract
-        defines (papers_defining decides those); one many write (LLMs) names none."""
+        """Papers whose abstract coins (coined_in) a token the question writes with two or more capitals (SCoRe,
+        PORTAL), when at most MAX_PAPERS_PER_NAME papers write the token so: a name an abstract coins in its own
+        words ("we develop … an approach, SCoRe, …") names its paper though no title or definition holds it. A
+        paper merely using a name (DINOv2, DQN, PaLM as baselines or backbones) is not named by it, nor is one
+        whose abbreviation any abstract defines (papers_defining decides those); one many write (LLMs) names none.
+        Written in capitals and coined, a name counts however many abstracts write the plain word ("score")."""
         written = {fold(singular(w)): singular(w) for w in _WORD.findall(question) if abbreviated(w)}
         for (short,) in self._select("SELECT DISTINCT short FROM aliases WHERE short IN ({})", sorted(written)):
             del written[short]  # an abbreviation some abstract defines is papers_defining's (MARL, GNN: the field's)
-        rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN ({}) ORDER BY token, paper_id",
-                            sorted(written))
-        kept = set(_unambiguous(rows))
-        if not kept:
+        rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN (SELECT token FROM capitals WHERE "
+                            f"token IN ({{}}) GROUP BY token HAVING COUNT(*) <= {MAX_PAPERS_PER_NAME}) "
+                            "ORDER BY token, paper_id", sorted(written))
+        if not rows:
             return []
-        abstracts = dict(self._select("SELECT id, abstract FROM papers WHERE id IN ({})", sorted(kept)))
-        return list(dict.fromkeys(pid for token, pid in rows
-                                  if pid in kept and _introduces(abstracts.get(pid, ""), written[token])))
+        abstracts = dict(self._select("SELECT id, abstract FROM papers WHERE id IN ({})", sorted({p for _, p in rows})))
+        return list(dict.fromkeys(pid for token, pid in rows if _introduces(abstracts.get(pid, ""), written[token])))
 
     def _widely_written(self, long: str) -> bool:
         """More than MAX_PAPERS_PER_NAME papers write this long form, singular or plural ("neural network(s)",
@@ -323,9 +353,9 @@ class NameIndex:
         quoted = ['"{}"'.format(p.replace('"', '""')) for p in phrases if any(c.isalnum() for c in p)]
         if not quoted:
             return False
-        return self._papers_writing(quoted, MAX_PAPERS_PER_NAME + 1) > MAX_PAPERS_PER_NAME
+        return self._count_writing(quoted, MAX_PAPERS_PER_NAME + 1) > MAX_PAPERS_PER_NAME
 
-    def _papers_writing(self, quoted: list[str], limit: int) -> int:
+    def _count_writing(self, quoted: list[str], limit: int) -> int:
         """How many papers' titles or abstracts write one of these quoted FTS5 phrases, counted up to `limit`."""
         return self.db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM paper_words WHERE paper_words MATCH ? LIMIT ?)",
                                (" OR ".join(quoted), limit)).fetchone()[0]
@@ -339,7 +369,7 @@ class NameIndex:
                                       (fold(name), MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         if not capitalised or capitalised > MAX_PAPERS_PER_NAME:  # many capitalised writers: no name anyway
             return False
-        return self._papers_writing(['"{}"'.format(name.replace('"', '""'))], capitalised + 1) > capitalised
+        return self._count_writing(['"{}"'.format(name.replace('"', '""'))], capitalised + 1) > capitalised
 
     def papers_named(self, names: list[str], lowercase: set[str] = frozenset()) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers and names more

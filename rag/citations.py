@@ -16,6 +16,7 @@ from itertools import permutations
 import numpy as np
 
 from .evidence import load_sentences, make_probe, relevance
+from .index.names import coined_in
 from .prompts import REFUSAL
 from .text import fold, name_tokens, numbers_in, split_sentences, stem, terms, words
 from .types import Citation, Paper, Verification
@@ -427,14 +428,16 @@ class Verifier:
 
     def _names(self, pid: str, cited: list[str]) -> list[str]:
         """What an answer may call a paper: the names the index holds for it, its title's coined words and head
-        ("Grokfast: ..."), and the names this answer's own sentences about it alone gave it ("AbeT lowers FPR@95
-        by 35.39%") that they gave no other cited paper, carry no digits (metrics, datasets) and occur nowhere
-        in the other cited papers' titles and abstracts (ID, OOD, LLM)."""
+        ("Grokfast: ..."), and the names its abstract coins ("NATURAL INSTRUCTIONS") or this answer's own sentences
+        about it alone gave it ("AbeT lowers FPR@95 by 35.39%") that they gave no other cited paper, carry no
+        digits (metrics, datasets) and occur nowhere in the other cited papers' titles and abstracts (ID, OOD,
+        LLM)."""
         paper = self._by_id[pid]
         others = [self._by_id[q] for q in cited if q != pid]
         elsewhere = f" {' '.join(fold(f'{q.title} {q.abstract}') for q in others)} "
         given = {fold(n) for n in self._own_names.get(pid, set()) if not any(c.isdigit() for c in n)}
         given -= {fold(n) for q in others for n in self._own_names.get(q.id, set())}
+        given |= {fold(n) for n in coined_in(paper.abstract)}  # what its abstract coins ("NATURAL INSTRUCTIONS")
         given = {n for n in given if n and f" {n} " not in elsewhere}
         return self.store.names.names_of(pid) + name_tokens(paper.title) + (
             [paper.title.split(":", 1)[0]] if ":" in paper.title else []) + sorted(given)

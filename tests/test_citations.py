@@ -243,6 +243,28 @@ def test_a_comparative_names_a_paper_by_a_rare_word_of_its_title_not_a_common_on
     assert verdicts == {"temperature": True, "outlier sampling": False, "learning": None}
 
 
+def test_a_comparative_may_name_a_paper_by_what_its_abstract_coins(full_assistant, monkeypatch):
+    """"NATURAL INSTRUCTIONS covers more tasks" names the paper whose abstract coins NATURAL INSTRUCTIONS ("we
+    introduce NATURAL INSTRUCTIONS, a dataset of …"), though its title says "Natural Language Crowdsourcing
+    Instructions" and the other paper's title also says "Natural Language"; the verified counts (61 and 24 tasks)
+    then decide. Without the abstract's coined name the comparative names no paper and is dropped."""
+    import rag.citations as citations
+
+    kept = {}
+    for coins in (True, False):
+        if not coins:
+            monkeypatch.setattr(citations, "coined_in", lambda abstract: [])
+        for conclusion in ("NATURAL INSTRUCTIONS covers more tasks [1][2].",
+                           "NATURAL INSTRUCTIONS covers fewer tasks [1][2]."):
+            v = _verifier_for(full_assistant,
+                              "Cross-Task Generalization via Natural Language Crowdsourcing Instructions",
+                              "Instruction Induction: From Few Examples to Natural Language Task Descriptions")
+            assert v.add("NATURAL INSTRUCTIONS contains 61 distinct tasks with their human-authored instructions [1].")
+            assert v.add("The instruction induction challenge compiles a dataset of 24 tasks [2].")
+            kept[coins, conclusion.split()[3]] = v.add(conclusion) is not None
+    assert kept == {(True, "more"): True, (True, "fewer"): False, (False, "more"): False, (False, "fewer"): False}
+
+
 def test_a_sentence_tried_on_a_fork_leaves_the_answer_as_it_was(verifier):
     """evals/reference_llm.py --swaps tries thousands of conclusions after one answer: each on a fork."""
     assert verifier.add("The multigrid method trains a ResNet-50 SlowFast network 4.5x faster [1].")

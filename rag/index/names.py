@@ -108,11 +108,14 @@ def coined_in(abstract: str) -> list[str]:
 
 
 def _first_run(text: str) -> str | None:
-    """The first run of words with two or more capitals outside parentheses, unless a word of _NOT_COINED or the
-    end of the clause comes first."""
+    """The first run of words with two or more capitals outside parentheses ("NATURAL INSTRUCTIONS"; a comma ends
+    it: "BOSS, PORTAL" is two names, only the first coined), unless a word of _NOT_COINED or the end of the
+    clause comes first."""
     depth, run = 0, []
-    for token in re.finditer(r"[()]|[;:.]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]", text):
+    for token in re.finditer(r"[(),;:.]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9]|[A-Za-z0-9]", text):
         word = token.group(0)
+        if word == "," and not run:  # "an approach, SCoRe, that": the comma before the name sets it off
+            continue
         if word in "()":
             depth = max(depth + (1 if word == "(" else -1), 0)
             continue
@@ -121,7 +124,7 @@ def _first_run(text: str) -> str | None:
         if abbreviated(word):
             run.append(word)
             continue
-        if run or word in ";:." or word.casefold() in _NOT_COINED:
+        if run or word in ",;:." or word.casefold() in _NOT_COINED:
             break
     return " ".join(run) or None
 

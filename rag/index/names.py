@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from functools import lru_cache
 
 from ..text import abbreviated, coined, fold, singular, split_sentences
 from ..types import Paper
@@ -88,12 +89,15 @@ _NOT_COINED = frozenset("to for on from with of in into against by via over than
                         "and or but using based".split())
 
 
-def coined_in(abstract: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def coined_in(abstract: str) -> tuple[str, ...]:
     """The names an abstract coins, as written ("SCoRe", "NATURAL INSTRUCTIONS"): after "we propose / introduce /
     develop / call …" in one sentence, the first run of words with two or more capitals outside parentheses (a
     parenthesis defines an abbreviation, which the aliases hold), with no preposition or clause word before it
     ("we develop a … (RL) approach, SCoRe, that …", "we present PORTAL, a …", "an approach named PORTAL").
-    (short_names reads a title's coined words with a narrower rule, fixed by the names version.)"""
+    (short_names reads a title's coined words with a narrower rule, fixed by the names version.) Cached: the
+    name index asks it once per coined token of a question and the verifier once per comparative, of the same
+    few abstracts."""
     found = []
     for start, end in split_sentences(abstract):
         sentence = abstract[start:end]
@@ -104,7 +108,7 @@ def coined_in(abstract: str) -> list[str]:
             name = _first_run(sentence[verb.end():])
             if name:
                 found.append(name)
-    return list(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found))
 
 
 def _first_run(text: str) -> str | None:

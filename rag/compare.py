@@ -8,12 +8,13 @@ comparison), else the pooled paper that best holds what the first paper lacks wh
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Callable, Sequence
 
 from .citations import measures
 from .evidence import Probe
 from .support import Judged
-from .text import fold, terms
+from .text import CONNECTORS, fold, terms
 from .types import Query
 
 RESIDUAL_MIN_SHARE = 0.2  # the question must say this much (IDF-weighted) that the first paper does not
@@ -31,16 +32,35 @@ PROBABILITY_WEIGHT = 2.0
 
 def residual_question(question: str, first_title: str, first_names: Sequence[str] = ()) -> str:
     """The question without the words that name the first paper (its title's words, written joined or hyphenated,
-    and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper."""
-    drop = set(terms(first_title)).union(*(terms(n) for n in first_names))
-    joined = {fold(w).replace(" ", "") for w in first_title.split()} | {fold(n).replace(" ", "") for n in first_names}
-    kept = []
-    for word in re.findall(r"\S+", question):
-        word_terms = set(terms(word))
-        if word_terms and (word_terms <= drop or fold(word).replace(" ", "") in joined):
+    and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper.
+
+    A title word is dropped only as often as the title writes it, from the longest run of such words first: in
+    "function vectors vs task vectors" one "vectors" names the first paper and the other is asked of the second
+    (dropping both re-asked "vs task", which found "LoRA vs Full Fine-tuning")."""
+    budget = Counter(terms(first_title))
+    named = set().union(*(terms(n) for n in first_names))
+    joined = {fold(w).replace(" ", "") for w in first_title.split() if " " in fold(w)}  # "Pre-training"
+    joined |= {fold(n).replace(" ", "") for n in first_names}
+    found = [(word, terms(word)) for word in re.findall(r"\S+", question)]
+    runs: list[list[int]] = []  # runs of naming words; words without terms ("in", "of") neither join nor break
+    previous = -1  # the last word with terms
+    for i, (word, word_terms) in enumerate(found):
+        if not word_terms:
             continue
-        kept.append(word)
-    return " ".join(kept)
+        if set(word_terms) <= budget.keys() | named or fold(word).replace(" ", "") in joined:
+            if runs and runs[-1][-1] == previous:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        previous = i
+    dropped = {i for i, (_, word_terms) in enumerate(found) if word_terms and set(word_terms) <= CONNECTORS}
+    for run in sorted(runs, key=len, reverse=True):
+        for i in run:
+            title_terms = [t for t in found[i][1] if t not in named]
+            if fold(found[i][0]).replace(" ", "") in joined or all(budget[t] > 0 for t in title_terms):
+                budget.subtract(title_terms)
+                dropped.add(i)
+    return " ".join(word for i, (word, _) in enumerate(found) if i not in dropped)
 
 
 def _question_probe(query: Query, store) -> Probe:
@@ -94,8 +114,12 @@ def second_paper(query: Query, judged: list[Judged], store, threshold: float,
         paper = first.evidence.hit.paper
         again = [j for j in reask(residual_question(query.asked, paper.title, store.names.names_of(paper.id)))
                  if j.evidence.paper_id != first.evidence.paper_id]
-        if again and again[0].probability >= threshold / 2:
-            return again[0]
+        # a paper the whole question already judged likely keeps that probability: the residual of "X versus its
+        # follow-up on Y" has lost the title words the follow-up shares with X
+        before = {j.evidence.paper_id: j.probability for j in rest}
+        likely = [j for j in again if j.probability >= threshold / 2]
+        if likely:
+            return max(likely, key=lambda j: max(j.probability, before.get(j.evidence.paper_id, 0.0)))
 
     def residual_coverage(j: Judged) -> float:
         if share < RESIDUAL_MIN_SHARE:

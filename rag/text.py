@@ -74,6 +74,10 @@ QUESTION_STOPWORDS = frozenset({
     "research", "abstract", "abstracts", "anything", "something", "everything", "please", "me", "explain",
 })
 
+# "X vs Y" joins the two things a question compares and says nothing of either: as a search term it matched the
+# one title that writes it ("LoRA vs Full Fine-tuning"), which became the second paper of unrelated comparisons.
+CONNECTORS = frozenset({"vs", "versus"})
+
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
 

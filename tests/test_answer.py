@@ -178,6 +178,41 @@ def test_residual_question_drops_every_way_the_first_paper_is_named():
     assert residual == "What dataset does the paper use, and what risk is the continual learning benchmark about?"
 
 
+def test_residual_question_drops_a_title_word_only_as_often_as_the_title_writes_it():
+    """In "function vectors vs task vectors" one "vectors" names the first paper and the other belongs to the
+    second: the longest run of title words goes, the rest stays. "vs" joins the two sides and goes too (re-asked,
+    it found the one title that writes it, "LoRA vs Full Fine-tuning")."""
+    from rag.compare import residual_question
+
+    assert residual_question("function vectors vs task vectors in LLMs, basically the same finding?",
+                             "Function Vectors in Large Language Models", ["fv", "icl", "lm"]) \
+        == "task vectors in LLMs, basically the same finding?"
+    assert residual_question("The original dropout paper versus 'Dropout Reduces Underfitting': is dropout used "
+                             "for the same purpose?", "Dropout Reduces Underfitting") \
+        == "The original dropout paper is dropout used for the same purpose?"
+
+
+def test_a_comparison_finds_its_second_paper_past_shared_title_words_and_connectors(full_assistant):
+    """Two comparisons whose second paper the re-asked residual question had lost: "task vectors" (both "vectors"
+    were dropped and "vs" matched "LoRA vs Full Fine-tuning"), and a follow-up whose title holds all of the first
+    paper's title words (the residual keeps none of them; the whole question had judged it likely, which now
+    counts)."""
+    bm25 = full_assistant.index.bm25
+    assert bm25.search("vs versus", 5) == []  # no search term: "LoRA vs Full Fine-tuning" before
+    assert bm25.search("task vectors vs function vectors", 5) == bm25.search("task vectors function vectors", 5)
+    cases = {
+        "function vectors vs task vectors in LLMs, basically the same finding?":
+            {"Function Vectors in Large Language Models", "In-Context Learning Creates Task Vectors"},
+        "what optimization methods are studied in 'Scaling Laws for Reward Model Overoptimization' versus its "
+        "follow-up on direct alignment algorithms?":
+            {"Scaling Laws for Reward Model Overoptimization",
+             "Scaling Laws for Reward Model Overoptimization in Direct Alignment Algorithms"},
+    }
+    for question, both in cases.items():
+        answer = full_assistant.ask(question)
+        assert answer.intent is Intent.COMPARE and {c.title for c in answer.citations} == both, question
+
+
 def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch):
     """DEUP is one paper's method and GPT-3 appears in others, but no abstract holds both: a question about the
     pair is about a combination the corpus lacks. Without the check it was answered from DEUP's abstract."""

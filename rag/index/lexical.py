@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from .._faults import checkpoint
-from ..text import terms
+from ..text import CONNECTORS, terms
 from ..types import Paper
 
 BM25_DIR = "bm25"
@@ -90,7 +90,7 @@ class BM25Index:
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """(paper id, BM25 score) of the best k papers with a positive score, among `allowed` ids if given."""
-        tokens = [t for t in terms(query) if t in self.vocab]
+        tokens = [t for t in terms(query) if t in self.vocab and t not in CONNECTORS]
         if not tokens:
             return []
         scores = self.scores(tokens)

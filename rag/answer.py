@@ -12,7 +12,7 @@ from functools import partial
 from typing import Callable
 
 from .citations import attach_marker, defang
-from .compare import SPLIT_SHARE, about_one_paper, compare_sentence, second_paper, split_share
+from .compare import LIKELY_SPLIT_SHARE, SPLIT_SHARE, about_one_paper, compare_sentence, second_paper, split_share
 from .config import Settings
 from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
@@ -210,7 +210,9 @@ class AnswerChain:
         # names no one paper holds together ("the LoRA paper's rank for GPT-3") are declined unless both papers
         # are as likely to answer as a one-paper answer must be
         floor = threshold if _names_apart(query, evidence) else threshold / 2
-        return (Intent.COMPARE if split_share(query, judged, self.store, floor) >= SPLIT_SHARE else None), judged
+        two = split_share(query, judged, self.store, floor) >= SPLIT_SHARE or \
+            split_share(query, judged, self.store, threshold) >= LIKELY_SPLIT_SHARE
+        return (Intent.COMPARE if two else None), judged
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         """Papers by P(states the answer), those the number guard lets through."""

@@ -125,6 +125,32 @@ def test_a_question_read_as_one_papers_fact_is_answered_as_a_comparison_when_it_
     assert one.intent is Intent.FACT and [c.title for c in one.citations] == ["Gaussian Error Linear Units (GELUs)"]
 
 
+def test_a_fact_reading_is_a_comparison_at_a_smaller_split_when_both_papers_are_likely(full_assistant):
+    """Read as one paper's fact (as the intent reader took such questions out of fold), this question splits only
+    0.17 between the coherent-gradients paper and the universality-lens paper, under SPLIT_SHARE; both are judged
+    over the answer threshold, so it is a comparison. A question about one of them stays one paper's."""
+    from dataclasses import replace
+
+    from rag.compare import LIKELY_SPLIT_SHARE, SPLIT_SHARE, split_share
+    from rag.support import answer_threshold
+
+    chain, threshold = full_assistant.chain, answer_threshold()
+
+    def reading(question: str):
+        query = replace(full_assistant.chat().resolve(question), intent=Intent.FACT)
+        _, evidence, signals = chain.gather(query)
+        judged = chain._judge(query, evidence, signals)
+        return chain._papers_asked_about(query, evidence, signals)[0], judged, query
+
+    intent, judged, query = reading("Over-parameterized networks generalize: how do the coherent gradients account and "
+                                    "the universality lens explain it?")
+    assert intent is Intent.COMPARE
+    assert [j.probability >= threshold for j in judged[:2]] == [True, True]
+    assert LIKELY_SPLIT_SHARE <= split_share(query, judged, full_assistant.index.store, threshold) < SPLIT_SHARE
+    intent, _, _ = reading("Why do highly over-parametrized models generalize according to the universality lens?")
+    assert intent is None
+
+
 def test_a_question_read_as_a_comparison_is_one_papers_when_nothing_splits_it(full_assistant):
     """Two questions about one paper read as a comparison: no other pooled paper holds what the question asks
     that this paper lacks, so it is answered from the one paper (a second, unrelated paper was cited before)."""

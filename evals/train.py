@@ -420,6 +420,8 @@ def train_on_topic(assistant, dev, lists=()) -> None:
 
     xs, ys, groups, gold = list_rows_for(assistant, dev)
     more = list_rows_for(assistant, lists, offset=len(dev))
+    print(f"on_topic: {len(gold)} dev lists and empty topics, {len(more[3])} written "
+          f"({sum(1 for v in more[3].values() if not v)} empty topics; of {len(lists)} written items)")
     xs, ys, groups, gold = xs + more[0], ys + more[1], groups + more[2], {**gold, **more[3]}
     x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
     oofs = [out_of_fold(x, np.where(y, "yes", "no"), groups, "on_topic", LIST_FEATURES, c=0.5, seed=seed)
@@ -466,7 +468,8 @@ def list_floor(oofs: list[np.ndarray], groups: np.ndarray, gold: dict) -> float:
     """A list is answered only when its best candidate reaches this: the per-paper threshold alone listed
     partly related papers for topics no paper covers (a bandit paper for "dueling bandits"). The floor with the
     fewest wrong list decisions out of fold (an answerable list left empty, an empty topic given a list),
-    averaged over fold draws; ties: the lower floor."""
+    averaged over fold draws; ties: the lower floor. Chosen before the per-paper threshold: at run time a list
+    needs a candidate over both, so a floor under that threshold decides nothing."""
     best = {g: np.array([oof[groups == g].max() for oof in oofs]) for g in np.unique(groups)}
 
     def wrong(f: float) -> float:

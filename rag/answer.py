@@ -208,10 +208,12 @@ class AnswerChain:
         if query.intent is Intent.COMPARE:
             return (Intent.FACT if about_one_paper(query, judged, self.store) else None), judged
         # names no one paper holds together ("the LoRA paper's rank for GPT-3") are declined unless both papers
-        # are as likely to answer as a one-paper answer must be
-        floor = threshold if _names_apart(query, evidence) else threshold / 2
-        two = split_share(query, judged, self.store, floor) >= SPLIT_SHARE or \
-            split_share(query, judged, self.store, threshold) >= LIKELY_SPLIT_SHARE
+        # are as likely to answer as a one-paper answer must be (and then the question must split as far)
+        if _names_apart(query, evidence):
+            two = split_share(query, judged, self.store, threshold) >= SPLIT_SHARE
+        else:
+            two = split_share(query, judged, self.store, threshold / 2) >= SPLIT_SHARE or \
+                split_share(query, judged, self.store, threshold) >= LIKELY_SPLIT_SHARE
         return (Intent.COMPARE if two else None), judged
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
@@ -221,15 +223,18 @@ class AnswerChain:
 
     def _judge_reworded(self, query: Query, text: str) -> list[Judged]:
         """The papers judged for another wording of the same question (its intent and answer type kept)."""
-        if not text.strip():
-            return []
+        if not terms(text, question=True):
+            return []  # nothing is left to ask but question words ("how does in compare to with")
         reworded = replace(query, question=text, standalone="", retrieval="", vector=self.retriever.embed(text))
         return self._judge(reworded, *self.gather(reworded)[1:])
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         cut = list_threshold(self.settings.answer)
         judged = judge_list(evidence, signals)
-        if not judged or judged[0].probability < list_floor():
+        floor = list_floor()
+        if self.settings.answer.list_min_probability is not None:  # the user's bar also bounds the floor
+            floor = min(floor, self.settings.answer.list_min_probability)
+        if not judged or judged[0].probability < floor:
             return []  # no paper is surely on the topic: the others only share some of its words
         return [j for j in judged if j.probability >= cut][: self.settings.answer.list_max_papers]
 

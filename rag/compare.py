@@ -40,33 +40,43 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
     """The question without the words that name the first paper (its title's words, written joined or hyphenated,
     and the short names it goes by: "the LOOK pretraining paper"): what it asks about the other paper.
 
-    A title word is dropped only as often as the title writes it, from the longest run of such words first: in
-    "function vectors vs task vectors" one "vectors" names the first paper and the other is asked of the second
-    (dropping both re-asked "vs task", which found "LoRA vs Full Fine-tuning")."""
+    A title word is dropped only as often as the title writes it, from the run of naming words holding the most
+    terms first: in "function vectors vs task vectors" one "vectors" names the first paper and the other is asked
+    of the second (dropping both re-asked "vs task", which found "LoRA vs Full Fine-tuning"). A run holding a short
+    name is where the question names the paper: it goes first, and the title words left elsewhere stay ("FV vs
+    task vectors"). Short names themselves go wherever they are written. "vs" and "versus" go too."""
     budget = Counter(terms(first_title))
     named = set().union(*(terms(n) for n in first_names))
+    names = {fold(n).replace(" ", "") for n in first_names}
     joined = {fold(w).replace(" ", "") for w in first_title.split() if " " in fold(w)}  # "Pre-training"
-    joined |= {fold(n).replace(" ", "") for n in first_names}
-    found = [(word, terms(word)) for word in re.findall(r"\S+", question)]
+    found = [(word, terms(word), fold(word).replace(" ", "")) for word in re.findall(r"\S+", question)]
+
+    def is_name(i: int) -> bool:
+        _, word_terms, compact = found[i]
+        return compact in names or (bool(word_terms) and set(word_terms) <= named)
+
     runs: list[list[int]] = []  # runs of naming words; words without terms ("in", "of") neither join nor break
     previous = -1  # the last word with terms
-    for i, (word, word_terms) in enumerate(found):
+    for i, (_, word_terms, compact) in enumerate(found):
         if not word_terms:
             continue
-        if set(word_terms) <= budget.keys() | named or fold(word).replace(" ", "") in joined:
+        if is_name(i) or set(word_terms) <= budget.keys() or compact in joined:
             if runs and runs[-1][-1] == previous:
                 runs[-1].append(i)
             else:
                 runs.append([i])
         previous = i
-    dropped = {i for i, (_, word_terms) in enumerate(found) if word_terms and set(word_terms) <= CONNECTORS}
-    for run in sorted(runs, key=len, reverse=True):
+    dropped = {i for i, (_, word_terms, _) in enumerate(found) if word_terms and set(word_terms) <= CONNECTORS}
+    for run in sorted(runs, key=lambda r: (any(is_name(i) for i in r), sum(len(found[i][1]) for i in r)),
+                      reverse=True):
         for i in run:
             title_terms = [t for t in found[i][1] if t not in named]
-            if fold(found[i][0]).replace(" ", "") in joined or all(budget[t] > 0 for t in title_terms):
+            if is_name(i) or found[i][2] in joined or all(budget[t] > 0 for t in title_terms):
                 budget.subtract(title_terms)
                 dropped.add(i)
-    return " ".join(word for i, (word, _) in enumerate(found) if i not in dropped)
+        if any(is_name(i) for i in run):
+            budget.clear()  # the paper is named here: its title words elsewhere are asked of the other paper
+    return " ".join(word for i, (word, _, _) in enumerate(found) if i not in dropped)
 
 
 def _question_probe(query: Query, store) -> Probe:
@@ -120,8 +130,9 @@ def second_paper(query: Query, judged: list[Judged], store, threshold: float,
         paper = first.evidence.hit.paper
         again = [j for j in reask(residual_question(query.asked, paper.title, store.names.names_of(paper.id)))
                  if j.evidence.paper_id != first.evidence.paper_id]
-        # a paper the whole question already judged likely keeps that probability: the residual of "X versus its
-        # follow-up on Y" has lost the title words the follow-up shares with X
+        # among the re-asked papers likely enough, the one either wording judges likeliest: the residual of "X
+        # versus its follow-up on Y" has lost the title words the follow-up shares with X, which the whole question
+        # had (the whole question's probability only ranks; the re-asked one must clear the bar)
         before = {j.evidence.paper_id: j.probability for j in rest}
         likely = [j for j in again if j.probability >= threshold / 2]
         if likely:

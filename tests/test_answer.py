@@ -125,7 +125,7 @@ def test_a_question_read_as_one_papers_fact_is_answered_as_a_comparison_when_it_
     assert one.intent is Intent.FACT and [c.title for c in one.citations] == ["Gaussian Error Linear Units (GELUs)"]
 
 
-def test_a_fact_reading_is_a_comparison_at_a_smaller_split_when_both_papers_are_likely(full_assistant):
+def test_a_fact_reading_is_a_comparison_at_a_smaller_split_when_both_papers_are_likely(full_assistant, monkeypatch):
     """Read as one paper's fact (as the intent reader took such questions out of fold), this question splits only
     0.17 between the coherent-gradients paper and the universality-lens paper, under SPLIT_SHARE; both are judged
     over the answer threshold, so it is a comparison. A question about one of them stays one paper's."""
@@ -146,9 +146,16 @@ def test_a_fact_reading_is_a_comparison_at_a_smaller_split_when_both_papers_are_
                                     "the universality lens explain it?")
     assert intent is Intent.COMPARE
     assert [j.probability >= threshold for j in judged[:2]] == [True, True]
-    assert LIKELY_SPLIT_SHARE <= split_share(query, judged, full_assistant.index.store, threshold) < SPLIT_SHARE
+    store = full_assistant.index.store
+    assert LIKELY_SPLIT_SHARE <= split_share(query, judged, store, threshold) < SPLIT_SHARE
+    assert split_share(query, judged, store, threshold / 2) < SPLIT_SHARE  # the earlier rule alone: one paper
     intent, _, _ = reading("Why do highly over-parametrized models generalize according to the universality lens?")
     assert intent is None
+    import rag.answer
+
+    monkeypatch.setattr(rag.answer, "LIKELY_SPLIT_SHARE", SPLIT_SHARE)
+    assert reading("Over-parameterized networks generalize: how do the coherent gradients account and the "
+                   "universality lens explain it?")[0] is None
 
 
 def test_a_question_read_as_a_comparison_is_one_papers_when_nothing_splits_it(full_assistant):
@@ -216,6 +223,12 @@ def test_residual_question_drops_a_title_word_only_as_often_as_the_title_writes_
     assert residual_question("The original dropout paper versus 'Dropout Reduces Underfitting': is dropout used "
                              "for the same purpose?", "Dropout Reduces Underfitting") \
         == "The original dropout paper is dropout used for the same purpose?"
+    # the run holding more of the title's terms names it, whatever its word count ("function-vectors" is one word)
+    assert residual_question("task vectors vs function-vectors", "Function Vectors in Large Language Models") \
+        == "task vectors"
+    # named by its short name, the paper's title words elsewhere are the other paper's
+    assert residual_question("FV vs task vectors: same finding?", "Function Vectors in Large Language Models",
+                             ["fv", "icl", "lm"]) == "task vectors: same finding?"
 
 
 def test_a_comparison_finds_its_second_paper_past_shared_title_words_and_connectors(full_assistant):

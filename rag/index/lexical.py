@@ -58,7 +58,7 @@ class BM25Index:
 
     bm25s builds the index; a query only sums its terms' columns and takes the top k, which numpy does directly,
     so answering never imports bm25s and scipy (~0.35 s of a cold start). tests/test_retrieval.py checks that
-    the results equal bm25s's own retrieval.
+    the results equal bm25s's own retrieval (a query's "vs" and "versus" are not counted: CONNECTORS).
     """
 
     def __init__(self, directory: Path):

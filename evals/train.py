@@ -12,17 +12,14 @@ In order (each later model reads features the earlier ones produce, exactly as t
    the 126 papers that neither split uses, without seeing the eval set.
 2. sentence_ranker: which sentence of the right paper holds the answer (a sentence holding a must_include string).
 3. answers: P(retrieved paper states the answer); its threshold is chosen on out-of-fold predictions over dev.
-4. on_topic: P(paper belongs in a complete "which papers" list), from dev's lists and evals/lists_train.jsonl
-   (written lists, some on topics no paper covers); its threshold is chosen out of fold on dev's lists, and a floor
-   the best candidate must reach for any list, on all of them.
+4. on_topic: P(paper belongs in a complete "which papers" list); threshold chosen the same way.
 5. domain: P(the question is about ML research at all), from the question's vector: the ML questions of
    evals/intent_train.jsonl and dev against evals/offtopic_train.jsonl (400 everyday questions written for this,
    half using ML words in their everyday sense: "the transformer on the pole outside my house"); its threshold
    blocks at most one answerable dev question out of fold.
 
-Nothing here reads the test split: items are filtered on `split == "dev"` when loaded (evals/lists_train.jsonl was
-filtered once, before it was committed, against every eval list's gold set, test included: overlap only). Minutes
-on 2 cores; needs scikit-learn (installed with sentence-transformers) only here, never at run time.
+Nothing here reads the test split: items are filtered on `split == "dev"` when loaded. Minutes on 2 cores; needs
+scikit-learn (installed with sentence-transformers) only here, never at run time.
 """
 from __future__ import annotations
 
@@ -384,58 +381,32 @@ def choose_abstention_threshold(draws: list[dict], answerable: dict) -> float:
 
 
 # ---- 4. list membership ----------------------------------------------------------------------------------------------
-LISTS = ROOT / "evals" / "lists_train.jsonl"
-
-
-def list_rows_for(assistant, items, offset: int = 0):
-    """Pooled candidates of each complete-list item (and of each unanswerable one the reader takes for a list),
-    labelled by gold membership; groups number the items from `offset`."""
-    from rag.support import list_rows
+def train_on_topic(assistant, dev) -> None:
+    from rag.learned import load_model
+    from rag.support import LIST_FEATURES, list_rows
     from rag.types import Intent
 
+    chain = assistant.chain
     xs, ys, groups, gold = [], [], [], {}
-    for n, item in enumerate(items, offset):
+    for n, item in enumerate(dev):
         query = assistant.chat(history=list(item.history)).resolve(item.question)
         # Complete lists, and unanswerable questions the reader takes for lists (nothing may be listed for them).
         if not (item.kind == "exhaustive" or (item.kind in NOT_ANSWERABLE and query.intent is Intent.LIST)):
             continue
-        _, evidence, signals = assistant.chain.gather(replace(query, intent=Intent.LIST))
+        _, evidence, signals = chain.gather(replace(query, intent=Intent.LIST))
         expected = set(item.expected_papers)
         gold[n] = len(expected)
         xs.append(list_rows(evidence, signals))
         ys += [pe.hit.paper.title in expected for pe in evidence]
         groups += [n] * len(evidence)
-    return xs, ys, groups, gold
-
-
-def train_on_topic(assistant, dev, lists=()) -> None:
-    """Dev's lists and the written ones (evals/lists_train.jsonl: 31 complete lists and 16 list questions on
-    topics no paper covers, written by four helpers from the abstracts without seeing the eval set; of the 64
-    lists they wrote, the 33 whose gold list overlaps an eval list's, dev or test, by Jaccard 0.4 or more were
-    left out, so that no eval list is learned by heart). With only dev's 4 empty-topic lists, the model listed
-    papers for 14 of the 16 written ones ("which papers watermark LLM text?" listed the paper on detecting
-    machine-generated text)."""
-    from rag.learned import load_model
-    from rag.support import LIST_FEATURES
-
-    xs, ys, groups, gold = list_rows_for(assistant, dev)
-    more = list_rows_for(assistant, lists, offset=len(dev))
-    print(f"on_topic: {len(gold)} dev lists and empty topics, {len(more[3])} written "
-          f"({sum(1 for v in more[3].values() if not v)} empty topics; of {len(lists)} written items)")
-    xs, ys, groups, gold = xs + more[0], ys + more[1], groups + more[2], {**gold, **more[3]}
     x, y, groups = np.vstack(xs), np.array(ys), np.array(groups)
     oofs = [out_of_fold(x, np.where(y, "yes", "no"), groups, "on_topic", LIST_FEATURES, c=0.5, seed=seed)
             for seed in range(REPEATS)]
 
-    floor = list_floor(oofs, groups, gold)
-    on_dev = groups < len(dev)
-
     def precision_recall(oof: np.ndarray, t: float) -> tuple[float, float]:
-        """Mean precision and recall over dev's lists, as the chain lists: nothing when no candidate reaches the
-        floor."""
         precisions, recalls = [], []
-        for g in np.unique(groups[on_dev]):
-            chosen = (oof[groups == g] >= t) & (oof[groups == g].max() >= floor)
+        for g in np.unique(groups):
+            chosen = oof[groups == g] >= t
             hits = int((chosen & y[groups == g]).sum())
             if gold[g] == 0:  # an unanswerable question: right only when nothing is listed
                 precisions.append(0.0 if chosen.sum() else 1.0)
@@ -444,9 +415,6 @@ def train_on_topic(assistant, dev, lists=()) -> None:
             recalls.append(hits / gold[g])
         return float(np.mean(precisions)), float(np.mean(recalls))
 
-    # The per-paper threshold is chosen on dev's lists (written like the test split's): the written lists spell
-    # out exclusions ("leave out papers that merely use BO as a tool") that no feature reads, and choosing on them
-    # too lowered it to 0.78 (dev precision 0.853 -> 0.794 for recall 0.713 -> 0.741).
     scored = []
     for t in np.round(np.arange(0.05, 0.96, 0.01), 2):
         p, r = np.mean([precision_recall(oof, t) for oof in oofs], axis=0)
@@ -455,35 +423,13 @@ def train_on_topic(assistant, dev, lists=()) -> None:
         print(f"   t={t_:.2f} F1={f1:.3f} P={p_:.3f} R={r_:.3f}")
     _, _, t, p, r = max(scored)
     print(f"on_topic: {sum(1 for v in gold.values() if v)} lists + {sum(1 for v in gold.values() if not v)} "
-          f"unanswerable, threshold {t:.2f} (out-of-fold on dev's lists, {REPEATS} fold draws: precision {p:.3f}, "
-          f"recall {r:.3f}; pool recall {y.sum() / max(sum(gold.values()), 1):.3f})")
-    gate = list_gate_threshold(np.concatenate([oof[on_dev] for oof in oofs]), np.tile(y[on_dev], REPEATS))
+          f"unanswerable, threshold {t:.2f} (out-of-fold on dev, {REPEATS} fold draws: precision {p:.3f}, recall "
+          f"{r:.3f}; pool recall {y.sum() / max(sum(gold.values()), 1):.3f})")
+    gate = list_gate_threshold(np.concatenate(oofs), np.tile(y, REPEATS))
     model = fit(x, np.where(y, "yes", "no"), "on_topic", LIST_FEATURES, ("no", "yes"), c=0.5, threshold=float(t),
-                info={"rows": int(len(y)), "lists": len(gold), "gate_threshold": gate, "list_floor": floor})
+                info={"rows": int(len(y)), "lists": len(gold), "gate_threshold": gate})
     save_model(model)
     load_model.cache_clear()
-
-
-def list_floor(oofs: list[np.ndarray], groups: np.ndarray, gold: dict) -> float:
-    """A list is answered only when its best candidate reaches this: the per-paper threshold alone listed
-    partly related papers for topics no paper covers (a bandit paper for "dueling bandits"). The floor with the
-    fewest wrong list decisions out of fold (an answerable list left empty, an empty topic given a list),
-    averaged over fold draws; ties: the lower floor. Chosen before the per-paper threshold: at run time a list
-    needs a candidate over both, so a floor under that threshold decides nothing."""
-    best = {g: np.array([oof[groups == g].max() for oof in oofs]) for g in np.unique(groups)}
-
-    def wrong(f: float) -> float:
-        return float(np.mean([sum(((b[i] < f) if gold[g] else (b[i] >= f)) for g, b in best.items())
-                              for i in range(len(oofs))]))
-
-    candidates = np.round(np.arange(0.50, 0.995, 0.01), 2)
-    f = float(min(candidates, key=lambda c: (wrong(c), c)))
-    lists = [g for g in best if gold[g]]
-    empty = [g for g in best if not gold[g]]
-    print(f"on_topic: list floor {f:.2f} (out of fold: answerable lists left empty "
-          f"{np.mean([np.mean(best[g] < f) for g in lists]):.3f}, empty topics left empty "
-          f"{np.mean([np.mean(best[g] < f) for g in empty]):.3f}; {wrong(f):.1f} wrong of {len(best)})")
-    return f
 
 
 def list_gate_threshold(oof: np.ndarray, y: np.ndarray, min_recall: float = 0.95) -> float:
@@ -572,8 +518,7 @@ def main() -> None:
         if "answers" in steps:
             train_answers(assistant, dev)
         if "lists" in steps:
-            lists = [i for i in load_eval_file(LISTS) if i.split != "test"] if LISTS.exists() else []
-            train_on_topic(assistant, dev, lists)
+            train_on_topic(assistant, dev)
         if "domain" in steps:
             train_domain(assistant, dev, Path(args.intents), Path(args.offtopic))
 

@@ -19,7 +19,7 @@ from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
 from .support import (Judged, QuestionSignals, alternatives, answer_threshold, gate_threshold, judge_answers, judge_list,
-                      list_floor, list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard)
+                      list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard)
 from .text import terms
 from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
@@ -230,13 +230,7 @@ class AnswerChain:
 
     def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
         cut = list_threshold(self.settings.answer)
-        judged = judge_list(evidence, signals)
-        floor = list_floor()
-        if self.settings.answer.list_min_probability is not None:  # the user's bar also bounds the floor
-            floor = min(floor, self.settings.answer.list_min_probability)
-        if not judged or judged[0].probability < floor:
-            return []  # no paper is surely on the topic: the others only share some of its words
-        return [j for j in judged if j.probability >= cut][: self.settings.answer.list_max_papers]
+        return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
 
     def _all_passing(self, query: Query) -> list[Judged]:
         """'Papers by X since 2023' with no topic: every paper the filters pass, newest first."""

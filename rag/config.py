@@ -86,9 +86,7 @@ class AnswerSettings(_Group):
         "threshold learned with the model on the dev split (evals/train.py). Higher: fewer, surer answers.")
     list_min_probability: float | None = Field(
         None, ge=0, le=1, description="A paper is listed in a list answer when its on-topic probability reaches this; "
-        "unset uses the threshold learned on the dev split (evals/train.py). Lower: longer lists, less precise. "
-        "Unset, a list is also declined when no candidate reaches a higher floor learned with it (a topic no paper "
-        "covers); set, the floor is at most this.")
+        "unset uses the threshold learned on the dev split (evals/train.py). Lower: longer lists, less precise.")
     list_max_papers: int = Field(15, ge=1, description="At most this many papers in a list answer.")
     domain_gate: bool = Field(True, description="Decline questions a learned model reads as outside machine-learning "
                               "research (everyday questions that share a word with a paper). Turn off for a corpus of "

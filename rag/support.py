@@ -186,9 +186,3 @@ def list_gate_threshold() -> float:
     """With an LLM: the lower bar for a list's sources (high recall of true members on dev)."""
     model = load_model("on_topic", LIST_FEATURES)
     return float((model.info or {}).get("gate_threshold", (model.threshold or 0.5) / 2))
-
-
-def list_floor() -> float:
-    """A list is answered only when its best candidate reaches this (learned on dev-side lists with the model):
-    below it the topic is one no paper covers, and the candidates merely share some of its words."""
-    return float((load_model("on_topic", LIST_FEATURES).info or {}).get("list_floor", 0.0))

@@ -252,23 +252,6 @@ def test_a_comparison_finds_its_second_paper_past_shared_title_words_and_connect
         assert answer.intent is Intent.COMPARE and {c.title for c in answer.citations} == both, question
 
 
-def test_a_list_on_a_topic_no_paper_covers_is_declined(full_assistant, monkeypatch):
-    """Two abstracts mention point clouds and none segments them: the list model still rated one candidate over
-    its per-paper threshold (MotorFactory, a Blender add-on), so the answer listed it. A list is answered only
-    when its best candidate reaches the floor learned with the model; a covered topic still gets its list."""
-    import rag.answer
-    from rag.support import list_floor
-
-    assert 0.5 < list_floor() < 1.0
-    answer = full_assistant.ask("List all papers on point cloud segmentation.")
-    assert answer.intent is Intent.LIST and answer.abstained and not answer.citations
-    listed = full_assistant.ask("Which papers propose new Bayesian optimization methods?")
-    assert listed.intent is Intent.LIST and len(listed.citations) >= 4
-    assert all("Bayesian Optimi" in c.title or "Bayesian optimi" in c.title for c in listed.citations[:4])
-    monkeypatch.setattr(rag.answer, "list_floor", lambda: 0.0)
-    assert full_assistant.ask("List all papers on point cloud segmentation.").citations  # what it listed before
-
-
 def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch):
     """DEUP is one paper's method and GPT-3 appears in others, but no abstract holds both: a question about the
     pair is about a combination the corpus lacks. Without the check it was answered from DEUP's abstract."""

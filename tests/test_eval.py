@@ -74,8 +74,9 @@ def test_bundled_eval_set_is_well_formed_and_its_titles_exist():
 
 @pytest.mark.parametrize("name", ["answerable_train", "compare_train", "negatives_dev", "lists_train"])
 def test_written_training_sets_are_dev_side_and_their_titles_exist(name):
-    """The sets evals/train.py learns from beside dev: eval format, no test items, every title in the corpus, and
-    complete lists with at least two papers (an empty one is a topic no paper covers, so not answerable)."""
+    """The written sets beside dev (what evals/train.py learns from, and lists_train, written for the list model):
+    eval format, no test items, every title in the corpus, and complete lists with at least two papers (an empty
+    one is a topic no paper covers, so not answerable)."""
     items = load_eval_file(checkout_root() / "evals" / f"{name}.jsonl")
     assert items and all(i.split != "test" for i in items)
     check_titles(items, {p.title for p in read_corpus([checkout_root() / "data" / "corpus"]).papers})

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Callable
 
 from .citations import attach_marker, defang
-from .compare import LIKELY_SPLIT_SHARE, SPLIT_SHARE, about_one_paper, compare_sentence, second_paper, split_share
+from .compare import about_one_paper, compare_sentence, reads_as_two, second_paper
 from .config import Settings
 from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
@@ -208,12 +208,8 @@ class AnswerChain:
         if query.intent is Intent.COMPARE:
             return (Intent.FACT if about_one_paper(query, judged, self.store) else None), judged
         # names no one paper holds together ("the LoRA paper's rank for GPT-3") are declined unless both papers
-        # are as likely to answer as a one-paper answer must be (and then the question must split as far)
-        if _names_apart(query, evidence):
-            two = split_share(query, judged, self.store, threshold) >= SPLIT_SHARE
-        else:
-            two = split_share(query, judged, self.store, threshold / 2) >= SPLIT_SHARE or \
-                split_share(query, judged, self.store, threshold) >= LIKELY_SPLIT_SHARE
+        # are as likely to answer as a one-paper answer must be
+        two = reads_as_two(query, judged, self.store, threshold, _names_apart(query, evidence))
         return (Intent.COMPARE if two else None), judged
 
     def _judge(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:

@@ -51,30 +51,27 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
     joined = {fold(w).replace(" ", "") for w in first_title.split() if " " in fold(w)}  # "Pre-training"
     found = [(word, terms(word), fold(word).replace(" ", "")) for word in re.findall(r"\S+", question)]
 
-    def is_name(i: int) -> bool:
-        _, word_terms, compact = found[i]
-        return compact in names or (bool(word_terms) and set(word_terms) <= named)
-
+    is_name = [compact in names or (bool(word_terms) and set(word_terms) <= named) for _, word_terms, compact in found]
     runs: list[list[int]] = []  # runs of naming words; words without terms ("in", "of") neither join nor break
     previous = -1  # the last word with terms
     for i, (_, word_terms, compact) in enumerate(found):
         if not word_terms:
             continue
-        if is_name(i) or set(word_terms) <= budget.keys() or compact in joined:
+        if is_name[i] or set(word_terms) <= budget.keys() or compact in joined:
             if runs and runs[-1][-1] == previous:
                 runs[-1].append(i)
             else:
                 runs.append([i])
         previous = i
     dropped = {i for i, (_, word_terms, _) in enumerate(found) if word_terms and set(word_terms) <= CONNECTORS}
-    for run in sorted(runs, key=lambda r: (any(is_name(i) for i in r), sum(len(found[i][1]) for i in r)),
+    for run in sorted(runs, key=lambda r: (any(is_name[i] for i in r), sum(len(found[i][1]) for i in r)),
                       reverse=True):
         for i in run:
             title_terms = [t for t in found[i][1] if t not in named]
-            if is_name(i) or found[i][2] in joined or all(budget[t] > 0 for t in title_terms):
+            if is_name[i] or found[i][2] in joined or all(budget[t] > 0 for t in title_terms):
                 budget.subtract(title_terms)
                 dropped.add(i)
-        if any(is_name(i) for i in run):
+        if any(is_name[i] for i in run):
             budget.clear()  # the paper is named here: its title words elsewhere are asked of the other paper
     return " ".join(word for i, (word, _, _) in enumerate(found) if i not in dropped)
 
@@ -93,13 +90,29 @@ def split_share(query: Query, judged: list[Judged], store, floor: float) -> floa
     a second paper alone holds; one about two papers splits ("the dataset sizes behind Recon and Mixed-R1", "the
     paper tracing multilingual knowledge acquisition, and the one on derivational morphology"), whatever its
     wording, which the intent reading from the question alone cannot see."""
+    return max((share for p, share in _splits(query, judged, store) if p >= floor), default=0.0)
+
+
+def _splits(query: Query, judged: list[Judged], store) -> list[tuple[float, float]]:
+    """(P(answers), split share) of each candidate after the best (split_share's measure, every floor at once)."""
     if len(judged) < 2:
-        return 0.0
+        return []
     q = _question_probe(query, store)
     first = set(q.terms) & judged[0].evidence.paper_terms
     residual = set(q.terms) - first
-    return max((min(q.share(residual & j.evidence.paper_terms), q.share(first - j.evidence.paper_terms))
-                for j in judged[1:] if j.probability >= floor), default=0.0)
+    return [(j.probability, min(q.share(residual & j.evidence.paper_terms), q.share(first - j.evidence.paper_terms)))
+            for j in judged[1:]]
+
+
+def reads_as_two(query: Query, judged: list[Judged], store, threshold: float, names_apart: bool) -> bool:
+    """Whether a question read as one paper's fact is about two papers: its terms split SPLIT_SHARE between the
+    best paper and another at least half as likely as an answer must be, or LIKELY_SPLIT_SHARE with one as likely.
+    When it names things no one paper holds together, the other must be as likely and the split as large."""
+    splits = _splits(query, judged, store)
+    if names_apart:
+        return any(p >= threshold and share >= SPLIT_SHARE for p, share in splits)
+    return any((p >= threshold / 2 and share >= SPLIT_SHARE) or (p >= threshold and share >= LIKELY_SPLIT_SHARE)
+               for p, share in splits)
 
 
 def about_one_paper(query: Query, judged: list[Judged], store) -> bool:

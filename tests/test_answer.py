@@ -151,9 +151,9 @@ def test_a_fact_reading_is_a_comparison_at_a_smaller_split_when_both_papers_are_
     assert split_share(query, judged, store, threshold / 2) < SPLIT_SHARE  # the earlier rule alone: one paper
     intent, _, _ = reading("Why do highly over-parametrized models generalize according to the universality lens?")
     assert intent is None
-    import rag.answer
+    import rag.compare
 
-    monkeypatch.setattr(rag.answer, "LIKELY_SPLIT_SHARE", SPLIT_SHARE)
+    monkeypatch.setattr(rag.compare, "LIKELY_SPLIT_SHARE", SPLIT_SHARE)
     assert reading("Over-parameterized networks generalize: how do the coherent gradients account and the "
                    "universality lens explain it?")[0] is None
 

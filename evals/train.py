@@ -432,6 +432,53 @@ def train_on_topic(assistant, dev) -> None:
     load_model.cache_clear()
 
 
+# Complete lists and empty topics written from the abstracts by helpers who never saw the eval set (dev side).
+LISTS_TRAIN = ROOT / "evals" / "lists_train.jsonl"
+TOPIC_C = 0.1  # C 0.1 and 1 decline the same empty topics out of fold (15 of 21 at none of 60 lists emptied)
+
+
+def train_topic(assistant, dev) -> None:
+    """Whether a list question's topic is in the corpus at all, from per-question signals that do not depend on
+    the pool's size (the on_topic model's best probability does: trained to decline empty topics it rated a
+    16-paper corpus's or a 2-paper filtered pool's members lower). Rows: every list question that reaches the
+    list decision (dev's and lists_train's complete lists, and the unanswerable ones read as lists), not the
+    off-topic or off-corpus ones the chain declines before. The threshold is the highest at which no complete
+    list is emptied out of fold in any of REPEATS fold draws."""
+    from rag.answer import OFF_CORPUS_SHARE
+    from rag.eval import load_eval_file
+    from rag.learned import load_model
+    from rag.support import TOPIC_FEATURES, topic_row
+    from rag.types import Intent
+
+    chain = assistant.chain
+    items = list(dev) + [i for i in load_eval_file(LISTS_TRAIN) if i.split != "test"]
+    xs, ys = [], []
+    for item in items:
+        query = assistant.chat(history=list(item.history)).resolve(item.question)
+        listed = item.kind == "exhaustive" and bool(item.expected_papers)
+        if not (listed or (item.kind in NOT_ANSWERABLE and query.intent is Intent.LIST)) or query.off_topic:
+            continue
+        _, evidence, signals = chain.gather(replace(query, intent=Intent.LIST))
+        if signals.unseen_share >= OFF_CORPUS_SHARE:
+            continue
+        xs.append(topic_row(evidence, signals)[0])
+        ys.append(listed)
+    x, y = np.array(xs), np.array(ys)
+    groups = np.arange(len(y))
+    oofs = [out_of_fold(x, np.where(y, "yes", "no"), groups, "topic", TOPIC_FEATURES, c=TOPIC_C, seed=seed)
+            for seed in range(REPEATS)]
+    ok = [t for t in np.round(np.arange(0.01, 0.96, 0.01), 2) if all((oof[y] >= t).all() for oof in oofs)]
+    t = float(max(ok)) if ok else 0.0
+    declined = np.mean([(oof[~y] < t).sum() for oof in oofs])
+    print(f"topic: {int(y.sum())} lists + {int((~y).sum())} empty topics, threshold {t:.2f} (out of fold, "
+          f"{REPEATS} draws: no list emptied, {declined:.1f} of {int((~y).sum())} empty topics declined)")
+    model = fit(x, np.where(y, "yes", "no"), "topic", TOPIC_FEATURES, ("no", "yes"), c=TOPIC_C, threshold=t,
+                info={"rows": int(len(y)), "declined_out_of_fold": float(declined),
+                      "corpus_papers": chain.store.count()})
+    save_model(model)
+    load_model.cache_clear()
+
+
 def list_gate_threshold(oof: np.ndarray, y: np.ndarray, min_recall: float = 0.95) -> float:
     """With an LLM a list's sources are every pooled paper above a lower bar: the highest threshold that keeps
     out-of-fold recall of the gold members found in the pool at or above 95% (the model and the verifier then
@@ -502,7 +549,7 @@ def main() -> None:
     parser.add_argument("--offtopic", default=str(ROOT / "evals" / "offtopic_train.jsonl"))
     parser.add_argument("--written", nargs="*", default=[str(p) for p in WRITTEN],
                         help="written training questions (eval format, papers of neither split): intent rows")
-    parser.add_argument("--only", default="questions,sentences,answers,lists,domain")
+    parser.add_argument("--only", default="questions,sentences,answers,lists,topic,domain")
     args = parser.parse_args()
     dev = [i for i in load_eval_file(Path(args.eval)) if i.split == "dev"]
     written = [i for f in args.written if Path(f).exists() for i in load_eval_file(Path(f)) if i.split != "test"]
@@ -519,6 +566,8 @@ def main() -> None:
             train_answers(assistant, dev)
         if "lists" in steps:
             train_on_topic(assistant, dev)
+        if "topic" in steps:
+            train_topic(assistant, dev)
         if "domain" in steps:
             train_domain(assistant, dev, Path(args.intents), Path(args.offtopic))
 

@@ -19,7 +19,7 @@ from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
 from .support import (Judged, QuestionSignals, alternatives, answer_threshold, gate_threshold, judge_answers, judge_list,
-                      list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard)
+                      list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard, topic_absent)
 from .text import terms
 from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
@@ -87,7 +87,7 @@ class AnswerChain:
         if query.intent is Intent.LIST and query.filters and not topic_left(query):
             chosen = self._all_passing(query)
         elif query.intent is Intent.LIST:
-            chosen = self._list_members(evidence, signals)
+            chosen = self._list_members(query, evidence, signals)
         else:
             chosen, top = self._answering(query, evidence, signals, judged)
             if top is not None:
@@ -224,9 +224,16 @@ class AnswerChain:
         reworded = replace(query, question=text, standalone="", retrieval="", vector=self.retriever.embed(text))
         return self._judge(reworded, *self.gather(reworded)[1:])
 
-    def _list_members(self, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+    def _list_members(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
+        if self._topic_absent(query, evidence, signals):
+            return []
         cut = list_threshold(self.settings.answer)
         return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
+
+    def _topic_absent(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> bool:
+        """A list question on a topic no paper covers. Not with filters, as the off-corpus rule: the question's
+        metadata words ("published since 2024") are no topic."""
+        return not query.filters and topic_absent(evidence, signals, self.store.count())
 
     def _all_passing(self, query: Query) -> list[Judged]:
         """'Papers by X since 2023' with no topic: every paper the filters pass, newest first."""
@@ -241,6 +248,8 @@ class AnswerChain:
             return AbstainReason.UNKNOWN_PAPER
         if _names_apart(query, evidence):
             return AbstainReason.NAMES_APART
+        if query.intent is Intent.LIST and self._topic_absent(query, evidence, signals):
+            return AbstainReason.NO_TOPIC
         if evidence and not passes_number_guard(query, evidence[0], self.settings.answer.max_sentences):
             return AbstainReason.NO_NUMBER
         if signals.anchors and evidence and all(pe.anchors_missing for pe in evidence[:3]):
@@ -373,7 +382,8 @@ def _single_answer(pe: PaperEvidence, max_sentences: int) -> tuple[str, list[Cit
 
 
 def _list_answer(papers: list[PaperEvidence]) -> tuple[str, list[Citation]]:
-    lines = [f"{len(papers)} paper{'s' if len(papers) != 1 else ''} in the corpus bear on this:"]
+    one = len(papers) == 1
+    lines = [f"{len(papers)} paper{'' if one else 's'} in the corpus bear{'s' if one else ''} on this:"]
     citations = []
     for n, pe in enumerate(papers, 1):
         best = pe.sentences[0]

@@ -3,9 +3,12 @@
 - `answers`: P(this retrieved paper states the answer) for fact, definition, follow-up and compare questions;
   the chain abstains when no paper reaches the threshold chosen on the dev split.
 - `on_topic`: P(this paper belongs in a complete list) for "which papers…" questions, over a candidate pool
-  well beyond top-k.
+  well beyond top-k;
+- `topic`: P(the corpus holds any paper on a list question's topic), one per question, from signals that do not
+  depend on how many papers were pooled (a user's 16-paper corpus or a 2-paper filtered pool reads like the
+  bundled one).
 
-Both are linear models (rag.learned) trained by evals/train.py on the dev split only.
+All are linear models (rag.learned) trained by evals/train.py on the dev split only.
 """
 from __future__ import annotations
 
@@ -34,6 +37,11 @@ LIST_FEATURES = (
     "bm25_rank_inverse", "similarity_gap", "coverage_gap", "title_match", "rare_terms", "top3_similarity",
     "covering_share", "similarity_z", "coverage_z", "alternative_coverage",
 )
+
+# Per question, not per paper: what the best pooled paper holds of the question (of its best alternative when it
+# lists several) and the share of its terms no abstract uses. Pool-relative signals (the on_topic model's z-scores,
+# its best probability) rate a small or filtered pool's papers lower, so they cannot decide whether a topic is there.
+TOPIC_FEATURES = ("unseen_share", "best_coverage")
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,22 @@ def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[
     model = load_model("on_topic", LIST_FEATURES)
     probs = model.proba(list_rows(evidence, signals))[:, 0]
     return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
+
+
+def topic_row(evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
+    best = max((pe.coverage for pe in evidence), default=0.0)
+    return np.array([[signals.unseen_share, best]], dtype=np.float64)
+
+
+def topic_absent(evidence: list[PaperEvidence], signals: QuestionSignals, corpus_papers: int) -> bool:
+    """A list question on a topic no paper covers ("which papers watermark LLM text?" over a corpus with one paper
+    on detecting machine-generated text): nothing is listed, however high a related paper's on_topic probability.
+    Decided only in a corpus at least half the size of the one it was learned on: in a user's 16 papers, words
+    as plain as "explain" or "speed" are in no abstract, and a question's unseen words say nothing of its topic."""
+    model = load_model("topic", TOPIC_FEATURES)
+    if corpus_papers < (model.info or {}).get("corpus_papers", 0) / 2:
+        return False
+    return float(model.proba(topic_row(evidence, signals))[0, 0]) < float(model.threshold or 0.0)
 
 
 def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:

@@ -207,6 +207,7 @@ class AbstainReason(str, Enum):
     NO_NUMBER = "the question asks for a number and the best passages hold none"
     MISSING_NAME = "a name the question asks about is in none of the supporting papers"
     NAMES_APART = "no paper holds the names the question asks about together"
+    NO_TOPIC = "no paper in the corpus is about the topic the question asks for"
     NO_METADATA = "the index holds no such metadata for these papers"
     MODEL_REFUSED = "the model found no answer in the sources"
     OFF_CORPUS = "most of the question's words occur in no indexed abstract"

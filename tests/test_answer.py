@@ -368,3 +368,29 @@ def test_a_paper_on_one_listed_alternative_counts_for_a_list(full_assistant):
     assert len(on_one) >= 3 and all(alone[t] > joint[t] for t in on_one)
     listed = {c.title for c in full_assistant.ask("Which papers involve playing chess or federated learning?").citations}
     assert any("Chess" in t for t in listed) and any("Federated" in t for t in listed)
+
+
+def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_assistant):
+    """"Which papers watermark LLM text?": a paper on detecting machine-generated text is rated a list member, but no
+    paper is on watermarking, so nothing is listed and the answer says why. The decision reads per-question
+    signals learned on the bundled corpus and is not made in a much smaller one, where words as plain as
+    "explain" or "speed" are in no abstract."""
+    from rag.support import judge_list, list_threshold, topic_absent
+    from rag.types import AbstainReason, Intent
+
+    question = "Which papers watermark LLM text?"
+    answer = full_assistant.ask(question)
+    assert answer.intent is Intent.LIST and answer.abstained and not answer.citations
+    assert answer.verification.abstain_reason is AbstainReason.NO_TOPIC
+    _, evidence, signals = full_assistant.chain.gather(full_assistant.reader.read(question))
+    assert judge_list(evidence, signals)[0].probability >= list_threshold()  # the list model alone lists a paper
+    from rag.answer import _list_answer
+
+    assert _list_answer(evidence[:1])[0].startswith("1 paper in the corpus bears on this:")
+    assert _list_answer(evidence[:2])[0].startswith("2 papers in the corpus bear on this:")
+
+    question = "Which papers explain why grokking happens or how to speed it up?"
+    _, evidence, signals = small_assistant.chain.gather(small_assistant.reader.read(question))
+    assert topic_absent(evidence, signals, corpus_papers=875)  # its unseen words would decline it in a large corpus
+    listed = small_assistant.ask(question)
+    assert listed.citations and all("rokking" in c.title for c in listed.citations)

@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .text import coined, fold, name_tokens, singular, terms, words
+from .text import coined, fold, name_tokens, singular, states_quantity, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -120,8 +120,22 @@ _DEFINES = re.compile(r"\b(we (propose|introduce|present|develop|call|name|dub|t
 _BOILERPLATE = re.compile(r"https?://|github|\bcode (is|and \w+ are) (publicly |freely )?(available|released)|"
                           r"\bavailable at\b|\bopen[- ]source[sd]?\b.{0,30}\b(code|implementation)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
-# A number that measures a change or a share (4.5x, 30%, 3-fold, 2 times), not a count or a name (128 GPUs, GPT-4).
-_RATIO = re.compile(r"\d(?:\.\d+)?\s*(?:x\b|×|%|\\%|-?fold\b|times\b|points?\b|pp\b)", re.IGNORECASE)
+# A number that measures a share (30%, 5 points) or a multiple (4.5x, 3-fold, 2 times, ×50), not a count or a name
+# (128 GPUs, GPT-4).
+_SHARE = r"\d(?:\.\d+)?\s*(?:%|\\%|percent\b|points?\b|pp\b)"
+_MULTIPLE = r"\d(?:\.\d+)?\s*(?:x\b|×|-?fold\b|times\b)|(?:×|\btimes)\s*\d"
+_RATIO = re.compile(f"{_SHARE}|{_MULTIPLE}", re.IGNORECASE)
+# Words that name the kind of a ratio rather than a thing ("by what factor", "what share", "how much larger"): a
+# sentence stating a ratio of that kind states them, though it does not write them.
+_COMPARATIVES = "larger smaller bigger faster slower fewer"
+_RATIO_WORDS = ((re.compile(_SHARE, re.IGNORECASE), frozenset(terms(f"share fraction percentage percent proportion "
+                                                                    f"{_COMPARATIVES}"))),
+                (re.compile(_MULTIPLE, re.IGNORECASE), frozenset(terms(f"factor fold {_COMPARATIVES}"))))
+
+
+def ratio_words(text: str) -> frozenset[str]:
+    """The ratio-kind words a sentence states by its figures (30% states "share", 50x states "factor")."""
+    return frozenset().union(*(words for pattern, words in _RATIO_WORDS if pattern.search(text)))
 
 
 def anchors(question: str, store) -> list[str]:
@@ -291,8 +305,8 @@ class EvidenceSelector:
             sims = np.sort(paper.similarities(probe))[::-1]
             covering = [probe.coverage(s.terms | paper.title_terms) >= 0.5 for s in paper.sentences]
             wants_number = query.answer_type is AnswerType.NUMBER
-            stating = [asked_probe.coverage(s.terms) for s in paper.sentences
-                       if not wants_number or _NUMBER.search(s.text)]
+            stating = [asked_probe.coverage(s.terms | ratio_words(s.text))
+                       for s in paper.sentences if not wants_number or states_quantity(s.text)]
             shown = ranked if query.intent is Intent.LIST else (  # a list quotes one sentence a paper
                 covering_order(ranked, probe, paper.title_terms, self.slots))
             out.append(PaperEvidence(

@@ -370,6 +370,20 @@ def test_a_paper_on_one_listed_alternative_counts_for_a_list(full_assistant):
     assert any("Chess" in t for t in listed) and any("Federated" in t for t in listed)
 
 
+def test_a_number_question_is_answered_only_by_a_paper_stating_a_number_of_what_it_asks(full_assistant):
+    """"How many GPUs were used to train Grokfast?": Grokfast's abstract holds figures (its speed-up, "more than
+    times 50"), none of GPUs, and was the answer; it no longer is. "By what factor …" is answered by that figure,
+    though the abstract never writes "factor"."""
+    from rag.types import AbstainReason
+
+    declined = full_assistant.ask("How many GPUs were used to train Grokfast?")
+    assert declined.abstained and not declined.citations
+    assert declined.verification.abstain_reason is AbstainReason.NO_NUMBER
+    answered = full_assistant.ask("By what factor does Grokfast accelerate grokking?")
+    assert not answered.abstained and "times 50" in answered.text
+    assert answered.citations[0].title.startswith("Grokfast")
+
+
 def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_assistant):
     """"Which papers watermark LLM text?": a paper on detecting machine-generated text is rated a list member, but no
     paper is on watermarking, so nothing is listed and the answer says why. The decision reads per-question

@@ -231,9 +231,12 @@ class AnswerChain:
         return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
 
     def _topic_absent(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> bool:
-        """A list question on a topic no paper covers. Not with filters, as the off-corpus rule: the question's
-        metadata words ("published since 2024") are no topic."""
-        return not query.filters and topic_absent(evidence, signals, self.store.count())
+        """A list question on a topic no paper covers, for the offline list (with an LLM the model reads the
+        candidates above the list gate and may say none is on the topic: the gate before a call blocks only
+        clearly off-corpus questions). Not with filters or a conversation's papers, as the off-corpus rule: the
+        question's metadata words ("published since 2024") are no topic, and a follow-up is asked with its
+        papers' titles."""
+        return not (query.filters or query.focus) and topic_absent(evidence, signals, self.store.count())
 
     def _all_passing(self, query: Query) -> list[Judged]:
         """'Papers by X since 2023' with no topic: every paper the filters pass, newest first."""
@@ -246,12 +249,14 @@ class AnswerChain:
     def _why_not(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> AbstainReason:
         if signals.unknown_title:
             return AbstainReason.UNKNOWN_PAPER
+        if query.intent is Intent.LIST:
+            return AbstainReason.NO_TOPIC if self._topic_absent(query, evidence, signals) else AbstainReason.NO_SUPPORT
         if _names_apart(query, evidence):
             return AbstainReason.NAMES_APART
-        if query.intent is Intent.LIST and self._topic_absent(query, evidence, signals):
-            return AbstainReason.NO_TOPIC
-        if evidence and not passes_number_guard(query, evidence[0], self.settings.answer.max_sentences):
-            return AbstainReason.NO_NUMBER
+        unguarded = judge_answers(query, evidence, signals)
+        if unguarded and unguarded[0].probability >= answer_threshold(self.settings.answer) and not \
+                passes_number_guard(query, unguarded[0].evidence, self.settings.answer.max_sentences):
+            return AbstainReason.NO_NUMBER  # the paper that would have answered states no number of what is asked
         if signals.anchors and evidence and all(pe.anchors_missing for pe in evidence[:3]):
             return AbstainReason.MISSING_NAME
         return AbstainReason.NO_SUPPORT

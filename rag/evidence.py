@@ -31,11 +31,18 @@ class Probe:
     equivalents: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
 
     def covered(self, text_terms: frozenset[str] | set[str]) -> set[str]:
+        """The probe's terms a text holds, written or spelled the other way (an abbreviation for its long form);
+        an equivalence counts only for the probe's own terms (a probe narrowed to what a question asks for
+        is not covered by a sentence spelling out another of the question's abbreviations)."""
         found = {t for t in self.terms if t in text_terms}
         for stated, standing_for in self.equivalents:
             if standing_for <= text_terms:
-                found |= stated
+                found |= stated & self._term_set
         return found
+
+    @cached_property
+    def _term_set(self) -> frozenset[str]:
+        return frozenset(self.terms)
 
     def coverage(self, text_terms: frozenset[str] | set[str]) -> float:
         """IDF-weighted share of the probe's terms found in `text_terms`."""
@@ -120,10 +127,11 @@ _DEFINES = re.compile(r"\b(we (propose|introduce|present|develop|call|name|dub|t
 _BOILERPLATE = re.compile(r"https?://|github|\bcode (is|and \w+ are) (publicly |freely )?(available|released)|"
                           r"\bavailable at\b|\bopen[- ]source[sd]?\b.{0,30}\b(code|implementation)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
-# A number that measures a share (30%, 5 points) or a multiple (4.5x, 3-fold, 2 times, ×50), not a count or a name
-# (128 GPUs, GPT-4).
-_SHARE = r"\d(?:\.\d+)?\s*(?:%|\\%|percent\b|points?\b|pp\b)"
-_MULTIPLE = r"\d(?:\.\d+)?\s*(?:x\b|×|-?fold\b|times\b)|(?:×|\btimes)\s*\d"
+# A number that measures a share (30%, 5 points) or a multiple (4.5x, 3-fold, three times, twice, ×50), not a count,
+# a size or a name (128 GPUs, 224 x 224 images, GPT-4, ResNet-50).
+_SHARE = r"(?<![\w.\-])\d+(?:\.\d+)?\s*(?:%|\\%|percent\b|points?\b|pp\b)"
+_MULTIPLE = (r"(?:(?<![\w.\-])\d+(?:\.\d+)?|\b(?:two|three|four|five|six|seven|eight|nine|ten|hundred|thousand))"
+             r"\s*(?:x\b(?!\s*\d)|×|-?fold\b|times\b)|\btwice\b|(?:×|\btimes)\s*\d")
 _RATIO = re.compile(f"{_SHARE}|{_MULTIPLE}", re.IGNORECASE)
 # Words that name the kind of a ratio rather than a thing ("by what factor", "what share", "how much larger"): a
 # sentence stating a ratio of that kind states them, though it does not write them.
@@ -237,7 +245,8 @@ class PaperEvidence:
     aspect_coverage: float  # best share of what the question asks about the paper that one sentence holds
     aspect_number: float    # the same over sentences holding a number (what a "how many" answer needs)
     top3_similarity: float  # mean cosine of the three closest sentences: is the topic the paper's subject?
-    asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a number if wanted)
+    asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a quantity if a
+    #                         number is wanted; a figure states its kind's words, 30% "share"); 1.0 when nothing is asked
     covering_share: float   # share of sentences holding at least half of the question (IDF-weighted)
     paper_terms: frozenset[str] = frozenset()
     anchors_held: frozenset[str] = frozenset()  # the question's anchors this paper's title or abstract holds

@@ -1,4 +1,4 @@
-"""Does the corpus answer the question, and from which papers? Two learned decisions over paper-level signals:
+"""Does the corpus answer the question, and from which papers? Three learned decisions:
 
 - `answers`: P(this retrieved paper states the answer) for fact, definition, follow-up and compare questions;
   the chain abstains when no paper reaches the threshold chosen on the dev split.
@@ -8,7 +8,8 @@
   depend on how many papers were pooled (a user's 16-paper corpus or a 2-paper filtered pool reads like the
   bundled one).
 
-All are linear models (rag.learned) trained by evals/train.py on the dev split only.
+All are linear models (rag.learned) trained by evals/train.py on dev-side data only (dev; `topic` also on the
+written lists of evals/lists_train.jsonl).
 """
 from __future__ import annotations
 
@@ -38,8 +39,8 @@ LIST_FEATURES = (
     "covering_share", "similarity_z", "coverage_z", "alternative_coverage",
 )
 
-# Per question, not per paper: what the best pooled paper holds of the question (of its best alternative when it
-# lists several) and the share of its terms no abstract uses. Pool-relative signals (the on_topic model's z-scores,
+# Per question, not per paper: the IDF-weighted share of the question the best pooled paper holds and the share of
+# its terms no abstract uses. Pool-relative signals (the on_topic model's z-scores,
 # its best probability) rate a small or filtered pool's papers lower, so they cannot decide whether a topic is there.
 TOPIC_FEATURES = ("unseen_share", "best_coverage")
 

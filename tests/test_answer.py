@@ -389,15 +389,21 @@ def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_a
     paper is on watermarking, so nothing is listed and the answer says why. The decision reads per-question
     signals learned on the bundled corpus and is not made in a much smaller one, where words as plain as
     "explain" or "speed" are in no abstract."""
-    from rag.support import judge_list, list_threshold, topic_absent
-    from rag.types import AbstainReason, Intent
+    from dataclasses import replace
+
+    from rag.support import TOPIC_FEATURES, load_model, topic_absent
+    from rag.types import AbstainReason, Filters, Intent
 
     question = "Which papers watermark LLM text?"
     answer = full_assistant.ask(question)
     assert answer.intent is Intent.LIST and answer.abstained and not answer.citations
     assert answer.verification.abstain_reason is AbstainReason.NO_TOPIC
-    _, evidence, signals = full_assistant.chain.gather(full_assistant.reader.read(question))
-    assert judge_list(evidence, signals)[0].probability >= list_threshold()  # the list model alone lists a paper
+    query = full_assistant.reader.read(question)
+    _, evidence, signals = full_assistant.chain.gather(query)
+    # not decided with metadata filters or a conversation's papers (the off-corpus rule's exemptions)
+    assert full_assistant.chain._topic_absent(query, evidence, signals)
+    assert not full_assistant.chain._topic_absent(replace(query, filters=Filters(since="2024")), evidence, signals)
+    assert not full_assistant.chain._topic_absent(replace(query, focus=(evidence[0].paper_id,)), evidence, signals)
     from rag.answer import _list_answer
 
     assert _list_answer(evidence[:1])[0].startswith("1 paper in the corpus bears on this:")
@@ -405,6 +411,7 @@ def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_a
 
     question = "Which papers explain why grokking happens or how to speed it up?"
     _, evidence, signals = small_assistant.chain.gather(small_assistant.reader.read(question))
-    assert topic_absent(evidence, signals, corpus_papers=875)  # its unseen words would decline it in a large corpus
+    learned_on = load_model("topic", TOPIC_FEATURES).info["corpus_papers"]
+    assert topic_absent(evidence, signals, corpus_papers=learned_on)  # its unseen words would decline it there
     listed = small_assistant.ask(question)
     assert listed.citations and all("rokking" in c.title for c in listed.citations)

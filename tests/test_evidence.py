@@ -118,11 +118,24 @@ def test_a_number_written_as_a_word_is_a_quantity():
 
 def test_a_ratio_states_the_word_for_its_kind():
     """"By what factor …" is answered by "more than times 50" and "what share …" by "30%", though neither sentence
-    writes the word; a share does not state a factor, nor a count either."""
+    writes the word; a share states no factor, and a count, a size or a name no ratio."""
     factor, share = set(terms("factor")), set(terms("share"))
-    for text in ("accelerates grokking more than times 50", "a 4.5x speedup", "a 3-fold gain", "×50 faster"):
+    for text in ("accelerates grokking more than times 50", "a 4.5x speedup", "a 3-fold gain", "×50 faster",
+                 "three times as many", "twice as fast"):
         assert factor <= ratio_words(text) and not share & ratio_words(text), text
     for text in ("discards 30% of the data", "uses 30 percent of the data", "up 5 points"):
         assert share <= ratio_words(text) and not factor & ratio_words(text), text
-    for text in ("trained on 128 GPUs", "GPT-4 is the judge", "three times as many"):
+    for text in ("trained on 128 GPUs", "GPT-4 is the judge", "224 x 224 images", "ResNet-50 times out"):
         assert not ratio_words(text), text
+
+
+def test_an_abbreviation_covers_only_the_probe_terms_it_stands_for():
+    """A probe narrowed to what a question asks for ("what accuracy does LoRA reach?" asks for accuracy) is not
+    covered by a sentence that spells out LoRA: the question's abbreviation is not what it asks for."""
+    lora = (frozenset(terms("LoRA")), frozenset(terms("low-rank adaptation")))
+    weights = {t: 1.0 for t in terms("accuracy LoRA")}
+    asked = Probe(vector=np.zeros(3), terms=tuple(terms("accuracy")), weights=weights, equivalents=(lora,))
+    whole = Probe(vector=np.zeros(3), terms=tuple(terms("accuracy LoRA")), weights=weights, equivalents=(lora,))
+    sentence = set(terms("Low-rank adaptation cuts trainable parameters by 10,000 times"))
+    assert asked.coverage(sentence) == 0.0
+    assert whole.covered(sentence) == set(terms("LoRA"))

@@ -39,10 +39,12 @@ LIST_FEATURES = (
     "covering_share", "similarity_z", "coverage_z", "alternative_coverage",
 )
 
-# Per question, not per paper: the IDF-weighted share of the question the best pooled paper holds and the share of
-# its terms no abstract uses. Pool-relative signals (the on_topic model's z-scores,
-# its best probability) rate a small or filtered pool's papers lower, so they cannot decide whether a topic is there.
-TOPIC_FEATURES = ("unseen_share", "best_coverage")
+# Per question, not per paper: the IDF-weighted share of the question the best pooled paper holds. Pool-relative
+# signals (the on_topic model's z-scores, its best probability) rate a small or filtered pool's papers lower, so they
+# cannot decide whether a topic is there. The share of the question's terms no abstract uses separated the written
+# empty topics better (10 of 17 out of fold against 7) but declined covered topics asked with one word the corpus
+# does not use ("machine unlearning for chatbots", "reward hacking in RLHF pipelines nowadays").
+TOPIC_FEATURES = ("best_coverage",)
 
 
 @dataclass(frozen=True)
@@ -165,12 +167,13 @@ def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[
 
 def topic_row(evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
     best = max((pe.coverage for pe in evidence), default=0.0)
-    return np.array([[signals.unseen_share, best]], dtype=np.float64)
+    return np.array([[best]], dtype=np.float64)
 
 
 def topic_absent(evidence: list[PaperEvidence], signals: QuestionSignals, corpus_papers: int) -> bool:
-    """A list question on a topic no paper covers ("which papers watermark LLM text?" over a corpus with one paper
-    on detecting machine-generated text): nothing is listed, however high a related paper's on_topic probability.
+    """A list question on a topic no paper covers ("any tips for winning Kaggle competitions with tabular data?"
+    listed a few-shot tabular learning paper): nothing is listed, however high a related paper's on_topic
+    probability.
     Decided only in a corpus at least half the size of the one it was learned on: in a user's 16 papers, words
     as plain as "explain" or "speed" are in no abstract, and a question's unseen words say nothing of its topic."""
     model = load_model("topic", TOPIC_FEATURES)

@@ -385,16 +385,16 @@ def test_a_number_question_is_answered_only_by_a_paper_stating_a_number_of_what_
 
 
 def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_assistant):
-    """"Which papers watermark LLM text?": a paper on detecting machine-generated text is rated a list member, but no
-    paper is on watermarking, so nothing is listed and the answer says why. The decision reads per-question
-    signals learned on the bundled corpus and is not made in a much smaller one, where words as plain as
-    "explain" or "speed" are in no abstract."""
+    """"Any tips for winning Kaggle competitions with tabular data?" listed a few-shot tabular learning paper; no
+    paper is on the topic, so nothing is listed and the answer says why. The decision reads how much of the
+    question the best paper holds, learned on the bundled corpus, and is not made in a much smaller one, where
+    words as plain as "explain" or "speed" are in no abstract."""
     from dataclasses import replace
 
     from rag.support import TOPIC_FEATURES, load_model, topic_absent
     from rag.types import AbstainReason, Filters, Intent
 
-    question = "Which papers watermark LLM text?"
+    question = "Any tips for winning Kaggle competitions with tabular data?"
     answer = full_assistant.ask(question)
     assert answer.intent is Intent.LIST and answer.abstained and not answer.citations
     assert answer.verification.abstain_reason is AbstainReason.NO_TOPIC

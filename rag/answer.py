@@ -19,7 +19,8 @@ from .evidence import EvidenceSelector, PaperEvidence, anchors
 from .metadata import implied_filters, topic_left
 from .prompts import REFUSAL, load_prompt
 from .support import (Judged, QuestionSignals, alternatives, answer_threshold, gate_threshold, judge_answers, judge_list,
-                      list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard, topic_absent)
+                      holds_every_name, list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard,
+                      topic_absent)
 from .text import terms
 from .types import (AbstainReason, Answer, Citation, Hit, Intent, MetadataField, Query, Usage, Verification)
 
@@ -186,8 +187,10 @@ class AnswerChain:
         top = judged[0] if judged else None
         if top is None or top.probability < threshold:
             return [], top
-        if query.intent is not Intent.COMPARE:
-            return judged[:1], top
+        if query.intent is not Intent.COMPARE:  # from the best paper holding every name asked about (after the
+            # reading was settled: a comparison read as one paper's fact names things no one paper holds)
+            named = [j for j in judged if holds_every_name(query, j.evidence)]
+            return ([named[0]] if named and named[0].probability >= threshold else []), top
         other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))
         return [judged[0]] + ([other] if other else []), top
 
@@ -254,9 +257,12 @@ class AnswerChain:
         if _names_apart(query, evidence):
             return AbstainReason.NAMES_APART
         unguarded = judge_answers(query, evidence, signals)
-        if unguarded and unguarded[0].probability >= answer_threshold(self.settings.answer) and not \
-                passes_number_guard(query, unguarded[0].evidence, self.settings.answer.max_sentences):
-            return AbstainReason.NO_NUMBER  # the paper that would have answered states no number of what is asked
+        if unguarded and unguarded[0].probability >= answer_threshold(self.settings.answer):
+            would = unguarded[0].evidence  # the paper that would have answered, had a guard not removed it
+            if not passes_number_guard(query, would, self.settings.answer.max_sentences):
+                return AbstainReason.NO_NUMBER
+            if not holds_every_name(query, would):
+                return AbstainReason.MISSING_NAME
         if signals.anchors and evidence and all(pe.anchors_missing for pe in evidence[:3]):
             return AbstainReason.MISSING_NAME
         return AbstainReason.NO_SUPPORT

@@ -162,6 +162,9 @@ def anchor_found(anchor: str, text_folded: str, equivalents) -> bool:
     name = fold(anchor)
     if name and f" {name} " in f" {text_folded} ":
         return True
+    head = re.sub(r"(?:-[a-z]+)+$", "", anchor)  # "ViT-based", "IQ-style", "MLE-pretraining" name ViT, IQ, MLE
+    if head != anchor and len(head) > 1:
+        return anchor_found(head, text_folded, equivalents)
     name_terms = frozenset(terms(anchor))
     text_terms = set(terms(text_folded))
     return any(a == name_terms and b <= text_terms for a, b in equivalents)

@@ -192,6 +192,14 @@ def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
     return pe.asked_found > 0 and any(states_quantity(e.text) for e in pe.shown[:shown])
 
 
+def holds_every_name(query: Query, pe: PaperEvidence) -> bool:
+    """A one-paper answer comes from a paper that holds every name the question hangs on ("What FActScore does
+    FLAME reach?" is not answered by FLAME's abstract if it never writes FActScore; "How do I seed TensorFlow
+    runs?" not by a paper on run-to-run variance). Not for comparisons (each paper holds its own names) or
+    follow-ups (the conversation's titles are part of the question)."""
+    return query.intent is Intent.COMPARE or bool(query.focus) or not pe.anchors_missing
+
+
 def answer_threshold(answer_settings: AnswerSettings | None = None) -> float:
     """The user's `answer.abstain_below` when set, else the threshold learned on dev."""
     if answer_settings is not None and answer_settings.abstain_below is not None:

@@ -265,6 +265,9 @@ def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch)
     import rag.answer
 
     monkeypatch.setattr(rag.answer, "_names_apart", lambda query, evidence: False)
+    alone = full_assistant.ask("How does DEUP perform when applied to GPT-3?")  # DEUP's paper does not hold GPT-3
+    assert alone.abstained and alone.verification.abstain_reason is AbstainReason.MISSING_NAME
+    monkeypatch.setattr(rag.answer, "holds_every_name", lambda query, pe: True)
     assert not full_assistant.ask("How does DEUP perform when applied to GPT-3?").abstained
 
 
@@ -382,6 +385,22 @@ def test_a_number_question_is_answered_only_by_a_paper_stating_a_number_of_what_
     answered = full_assistant.ask("By what factor does Grokfast accelerate grokking?")
     assert not answered.abstained and "times 50" in answered.text
     assert answered.citations[0].title.startswith("Grokfast")
+
+
+def test_a_one_paper_answer_holds_every_name_the_question_asks_about(full_assistant):
+    """"Does Grokfast work for TensorFlow models?" was answered from Grokfast, whose abstract never names
+    TensorFlow; a paper that holds every name still answers, and a name with a plain-word suffix ("Grokfast-style")
+    is held by the paper that writes the name."""
+    from rag.evidence import anchor_found
+    from rag.types import AbstainReason
+
+    declined = full_assistant.ask("Does Grokfast work for TensorFlow models?")
+    assert declined.abstained and not declined.citations
+    assert declined.verification.abstain_reason is AbstainReason.MISSING_NAME
+    answered = full_assistant.ask("How does Grokfast amplify the slow gradients?")
+    assert not answered.abstained and answered.citations[0].title.startswith("Grokfast")
+    assert anchor_found("Grokfast-style", "we propose grokfast , which amplifies", ())
+    assert anchor_found("ViT-based", "a vit backbone", ()) and not anchor_found("GPT-3", "gpt-4 and 3 others", ())
 
 
 def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_assistant):

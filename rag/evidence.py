@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .text import coined, fold, name_tokens, singular, states_quantity, terms, words
+from .text import coined, fold, name_tokens, singular, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -127,23 +127,8 @@ _DEFINES = re.compile(r"\b(we (propose|introduce|present|develop|call|name|dub|t
 _BOILERPLATE = re.compile(r"https?://|github|\bcode (is|and \w+ are) (publicly |freely )?(available|released)|"
                           r"\bavailable at\b|\bopen[- ]source[sd]?\b.{0,30}\b(code|implementation)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d")
-# A number that measures a share (30%, 5 points) or a multiple (4.5x, 3-fold, three times, twice, ×50), not a count,
-# a size or a name (128 GPUs, 224 x 224 images, GPT-4, ResNet-50).
-_SHARE = r"(?<![\w.\-])\d+(?:\.\d+)?\s*(?:%|\\%|percent\b|points?\b|pp\b)"
-_MULTIPLE = (r"(?:(?<![\w.\-])\d+(?:\.\d+)?|\b(?:two|three|four|five|six|seven|eight|nine|ten|hundred|thousand))"
-             r"\s*(?:x\b(?!\s*\d)|×|-?fold\b|times\b)|\btwice\b|(?:×|\btimes)\s*\d")
-_RATIO = re.compile(f"{_SHARE}|{_MULTIPLE}", re.IGNORECASE)
-# Words that name the kind of a ratio rather than a thing ("by what factor", "what share", "how much larger"): a
-# sentence stating a ratio of that kind states them, though it does not write them.
-_COMPARATIVES = "larger smaller bigger faster slower fewer"
-_RATIO_WORDS = ((re.compile(_SHARE, re.IGNORECASE), frozenset(terms(f"share fraction percentage percent proportion "
-                                                                    f"{_COMPARATIVES}"))),
-                (re.compile(_MULTIPLE, re.IGNORECASE), frozenset(terms(f"factor fold {_COMPARATIVES}"))))
-
-
-def ratio_words(text: str) -> frozenset[str]:
-    """The ratio-kind words a sentence states by its figures (30% states "share", 50x states "factor")."""
-    return frozenset().union(*(words for pattern, words in _RATIO_WORDS if pattern.search(text)))
+# A number that measures a change or a share (4.5x, 30%, 3-fold, 2 times), not a count or a name (128 GPUs, GPT-4).
+_RATIO = re.compile(r"\d(?:\.\d+)?\s*(?:x\b|×|%|\\%|-?fold\b|times\b|points?\b|pp\b)", re.IGNORECASE)
 
 
 def anchors(question: str, store) -> list[str]:
@@ -160,11 +145,12 @@ def anchors(question: str, store) -> list[str]:
 def anchor_found(anchor: str, text_folded: str, equivalents) -> bool:
     """The anchor occurs in the text as a word sequence, or its corpus-defined long form / abbreviation does."""
     name = fold(anchor)
-    if name and f" {name} " in f" {text_folded} ":
+    if name and (f" {name} " in f" {text_folded} " or f" {name}s " in f" {text_folded} "):  # MoE, MoEs
         return True
-    head = re.sub(r"(?:-[a-z]+)+$", "", anchor)  # "ViT-based", "IQ-style", "MLE-pretraining" name ViT, IQ, MLE
-    if head != anchor and len(head) > 1:
-        return anchor_found(head, text_folded, equivalents)
+    # plain words hyphened to a name: "ViT-based", "IQ-style", "conditional-MoE" name ViT, IQ, MoE
+    core = re.sub(r"^(?:[a-z]+-)+|(?:-[a-z]+)+$", "", anchor)
+    if core != anchor and len(core) > 1:
+        return anchor_found(core, text_folded, equivalents)
     name_terms = frozenset(terms(anchor))
     text_terms = set(terms(text_folded))
     return any(a == name_terms and b <= text_terms for a, b in equivalents)
@@ -248,8 +234,7 @@ class PaperEvidence:
     aspect_coverage: float  # best share of what the question asks about the paper that one sentence holds
     aspect_number: float    # the same over sentences holding a number (what a "how many" answer needs)
     top3_similarity: float  # mean cosine of the three closest sentences: is the topic the paper's subject?
-    asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a quantity if a
-    #                         number is wanted; a figure states its kind's words, 30% "share"); 1.0 when nothing is asked
+    asked_found: float      # share of the asked-for thing (its wh-phrase) one sentence states (with a number if wanted)
     covering_share: float   # share of sentences holding at least half of the question (IDF-weighted)
     paper_terms: frozenset[str] = frozenset()
     anchors_held: frozenset[str] = frozenset()  # the question's anchors this paper's title or abstract holds
@@ -317,8 +302,8 @@ class EvidenceSelector:
             sims = np.sort(paper.similarities(probe))[::-1]
             covering = [probe.coverage(s.terms | paper.title_terms) >= 0.5 for s in paper.sentences]
             wants_number = query.answer_type is AnswerType.NUMBER
-            stating = [asked_probe.coverage(s.terms | ratio_words(s.text))
-                       for s in paper.sentences if not wants_number or states_quantity(s.text)]
+            stating = [asked_probe.coverage(s.terms) for s in paper.sentences
+                       if not wants_number or _NUMBER.search(s.text)]
             shown = ranked if query.intent is Intent.LIST else (  # a list quotes one sentence a paper
                 covering_order(ranked, probe, paper.title_terms, self.slots))
             out.append(PaperEvidence(

@@ -184,12 +184,10 @@ def topic_absent(evidence: list[PaperEvidence], signals: QuestionSignals, corpus
 
 def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:
     """A question that asks for a number ("how many", "what accuracy") is not answered by a paper whose shown
-    sentences hold none, however on topic, nor by one none of whose sentences states a number with the thing
-    asked for ("what AUPRC does TimeX++ reach?" of an abstract whose only figures are of other things).
-    Comparisons are exempt (each side is quoted on its own)."""
+    sentences hold none, however on topic. Comparisons are exempt (each side is quoted on its own)."""
     if query.answer_type is not AnswerType.NUMBER or query.intent is Intent.COMPARE:
         return True
-    return pe.asked_found > 0 and any(states_quantity(e.text) for e in pe.shown[:shown])
+    return any(states_quantity(e.text) for e in pe.shown[:shown])
 
 
 def holds_every_name(query: Query, pe: PaperEvidence) -> bool:

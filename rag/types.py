@@ -204,7 +204,7 @@ class Usage:
 class AbstainReason(str, Enum):
     NO_SUPPORT = "no passage supports an answer"
     UNKNOWN_PAPER = "the question names a paper that is not in the index"
-    NO_NUMBER = "the question asks for a number, and the best papers state none of what it asks"
+    NO_NUMBER = "the question asks for a number and the best passages hold none"
     MISSING_NAME = "a name the question asks about is in none of the supporting papers"
     NAMES_APART = "no paper holds the names the question asks about together"
     NO_TOPIC = "no paper in the corpus is about the topic the question asks for"

@@ -72,10 +72,11 @@ def test_bundled_eval_set_is_well_formed_and_its_titles_exist():
                        for t in item.expected_papers), (item.id, fact)
 
 
-@pytest.mark.parametrize("name", ["answerable_train", "compare_train", "negatives_dev", "lists_train", "lists_heldout"])
+@pytest.mark.parametrize("name", ["answerable_train", "compare_train", "negatives_dev", "lists_train", "lists_heldout",
+                                  "answerable_heldout"])
 def test_written_training_sets_are_dev_side_and_their_titles_exist(name):
     """The written sets beside dev (what evals/train.py learns from; lists_train, written for the list models; and
-    lists_heldout, which nothing trains on): eval format, no test items, every title in the corpus, and complete
+    lists_heldout and answerable_heldout, which nothing trains on): eval format, no test items, every title in the corpus, and complete
     lists with at least two papers (an empty one is a topic no paper covers, so not answerable)."""
     items = load_eval_file(checkout_root() / "evals" / f"{name}.jsonl")
     assert items and all(i.split != "test" for i in items)

@@ -464,7 +464,7 @@ def train_topic(assistant, dev) -> None:
         _, evidence, signals = chain.gather(replace(query, intent=Intent.LIST))
         if signals.unseen_share >= OFF_CORPUS_SHARE:
             continue
-        xs.append(topic_row(evidence, signals)[0])
+        xs.append(topic_row(evidence)[0])
         ys.append(listed)
     x, y = np.array(xs), np.array(ys)
     groups = np.arange(len(y))

@@ -228,18 +228,18 @@ class AnswerChain:
         return self._judge(reworded, *self.gather(reworded)[1:])
 
     def _list_members(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:
-        if self._topic_absent(query, evidence, signals):
+        if self._topic_absent(query, evidence):
             return []
         cut = list_threshold(self.settings.answer)
         return [j for j in judge_list(evidence, signals) if j.probability >= cut][: self.settings.answer.list_max_papers]
 
-    def _topic_absent(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> bool:
+    def _topic_absent(self, query: Query, evidence: list[PaperEvidence]) -> bool:
         """A list question on a topic no paper covers, for the offline list (with an LLM the model reads the
         candidates above the list gate and may say none is on the topic: the gate before a call blocks only
         clearly off-corpus questions). Not with filters or a conversation's papers, as the off-corpus rule: the
         question's metadata words ("published since 2024") are no topic, and a follow-up is asked with its
         papers' titles."""
-        return not (query.filters or query.focus) and topic_absent(evidence, signals, self.store.count())
+        return not (query.filters or query.focus) and topic_absent(evidence, self.store.count())
 
     def _all_passing(self, query: Query) -> list[Judged]:
         """'Papers by X since 2023' with no topic: every paper the filters pass, newest first."""
@@ -253,7 +253,7 @@ class AnswerChain:
         if signals.unknown_title:
             return AbstainReason.UNKNOWN_PAPER
         if query.intent is Intent.LIST:
-            return AbstainReason.NO_TOPIC if self._topic_absent(query, evidence, signals) else AbstainReason.NO_SUPPORT
+            return AbstainReason.NO_TOPIC if self._topic_absent(query, evidence) else AbstainReason.NO_SUPPORT
         if _names_apart(query, evidence):
             return AbstainReason.NAMES_APART
         unguarded = judge_answers(query, evidence, signals)

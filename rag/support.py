@@ -4,8 +4,8 @@
   the chain abstains when no paper reaches the threshold chosen on the dev split.
 - `on_topic`: P(this paper belongs in a complete list) for "which papers…" questions, over a candidate pool
   well beyond top-k;
-- `topic`: P(the corpus holds any paper on a list question's topic), one per question, from signals that do not
-  depend on how many papers were pooled (a user's 16-paper corpus or a 2-paper filtered pool reads like the
+- `topic`: P(the corpus holds any paper on a list question's topic), one per question, from a signal that does
+  not depend on how many papers were pooled (a user's 16-paper corpus or a 2-paper filtered pool reads like the
   bundled one).
 
 All are linear models (rag.learned) trained by evals/train.py on dev-side data only (dev; `topic` also on the
@@ -165,12 +165,12 @@ def judge_list(evidence: list[PaperEvidence], signals: QuestionSignals) -> list[
     return sorted((Judged(pe, float(p)) for pe, p in zip(evidence, probs)), key=lambda j: -j.probability)
 
 
-def topic_row(evidence: list[PaperEvidence], signals: QuestionSignals) -> np.ndarray:
+def topic_row(evidence: list[PaperEvidence]) -> np.ndarray:
     best = max((pe.coverage for pe in evidence), default=0.0)
     return np.array([[best]], dtype=np.float64)
 
 
-def topic_absent(evidence: list[PaperEvidence], signals: QuestionSignals, corpus_papers: int) -> bool:
+def topic_absent(evidence: list[PaperEvidence], corpus_papers: int) -> bool:
     """A list question on a topic no paper covers ("any tips for winning Kaggle competitions with tabular data?"
     listed a few-shot tabular learning paper): nothing is listed, however high a related paper's on_topic
     probability.
@@ -179,7 +179,7 @@ def topic_absent(evidence: list[PaperEvidence], signals: QuestionSignals, corpus
     model = load_model("topic", TOPIC_FEATURES)
     if corpus_papers < (model.info or {}).get("corpus_papers", 0) / 2:
         return False
-    return float(model.proba(topic_row(evidence, signals))[0, 0]) < float(model.threshold or 0.0)
+    return float(model.proba(topic_row(evidence))[0, 0]) < float(model.threshold or 0.0)
 
 
 def passes_number_guard(query: Query, pe: PaperEvidence, shown: int) -> bool:

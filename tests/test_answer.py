@@ -405,19 +405,19 @@ def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_a
     assert answer.intent is Intent.LIST and answer.abstained and not answer.citations
     assert answer.verification.abstain_reason is AbstainReason.NO_TOPIC
     query = full_assistant.reader.read(question)
-    _, evidence, signals = full_assistant.chain.gather(query)
+    _, evidence, _ = full_assistant.chain.gather(query)
     # not decided with metadata filters or a conversation's papers (the off-corpus rule's exemptions)
-    assert full_assistant.chain._topic_absent(query, evidence, signals)
-    assert not full_assistant.chain._topic_absent(replace(query, filters=Filters(since="2024")), evidence, signals)
-    assert not full_assistant.chain._topic_absent(replace(query, focus=(evidence[0].paper_id,)), evidence, signals)
+    assert full_assistant.chain._topic_absent(query, evidence)
+    assert not full_assistant.chain._topic_absent(replace(query, filters=Filters(since="2024")), evidence)
+    assert not full_assistant.chain._topic_absent(replace(query, focus=(evidence[0].paper_id,)), evidence)
     from rag.answer import _list_answer
 
     assert _list_answer(evidence[:1])[0].startswith("1 paper in the corpus bears on this:")
     assert _list_answer(evidence[:2])[0].startswith("2 papers in the corpus bear on this:")
 
     question = "Which papers explain why grokking happens or how to speed it up?"
-    _, evidence, signals = small_assistant.chain.gather(small_assistant.reader.read(question))
+    _, evidence, _ = small_assistant.chain.gather(small_assistant.reader.read(question))
     learned_on = load_model("topic", TOPIC_FEATURES).info["corpus_papers"]
-    assert topic_absent(evidence, signals, corpus_papers=learned_on)  # its unseen words would decline it there
+    assert topic_absent(evidence, corpus_papers=learned_on)  # its unseen words would decline it there
     listed = small_assistant.ask(question)
     assert listed.citations and all("rokking" in c.title for c in listed.citations)

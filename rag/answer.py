@@ -179,8 +179,6 @@ class AnswerChain:
         _judge ranks them, when already judged for this query and pool."""
         judged = self._judge(query, evidence, signals) if judged is None else judged
         threshold = answer_threshold(self.settings.answer)
-        if _names_apart(query, evidence):
-            return [], judged[0] if judged else None
         held = [j for j in judged if j.evidence.paper_id in query.focus]
         if held and held[0].probability >= threshold * FOCUS_DISCOUNT and query.intent is not Intent.COMPARE:
             return held[:1], held[0]  # a follow-up is about the conversation's paper while that paper bears on it
@@ -188,7 +186,8 @@ class AnswerChain:
         if top is None or top.probability < threshold:
             return [], top
         if query.intent is not Intent.COMPARE:  # from the best paper holding every name asked about (after the
-            # reading was settled: a comparison read as one paper's fact names things no one paper holds)
+            # reading was settled: a comparison read as one paper's fact names things no one paper holds); names no
+            # pooled paper holds together are declined here too, and _why_not says NAMES_APART
             named = [j for j in judged if holds_every_name(query, j.evidence)]
             return ([named[0]] if named and named[0].probability >= threshold else []), top
         other = second_paper(query, judged, self.store, threshold, reask=lambda text: self._judge_reworded(query, text))

@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--misses", action="store_true", help="print each reference sentence not shown")
     parser.add_argument("--swaps", action="store_true", help="only the all-pairs conclusion swap check (swaps())")
+    parser.add_argument("--context-tokens", type=int, default=None,
+                        help="the context window the endpoint stands for (unset: llm.context_tokens, else 8192 for an "
+                        "unknown model); 128000 is gpt-4o-mini's")
     args = parser.parse_args()
     items = [i for f in args.eval for i in load_eval_file(Path(f))
              if args.split == "all" or (i.split or "dev") == args.split]
@@ -321,6 +324,8 @@ def main() -> None:
     if repeated:  # items are told apart by id (scripts, conclusions), and by question (the endpoint)
         parser.error(f"eval ids repeated across files: {', '.join(repeated[:5])}")
     settings = load_settings()
+    if args.context_tokens:
+        settings = settings.with_overrides(llm={"context_tokens": args.context_tokens})
     from rag.assistant import Assistant
 
     with Assistant(settings, build_if_missing=False) as assistant:

@@ -127,7 +127,7 @@ class Assistant:
         from .query import QuestionReader
 
         return QuestionReader(self.embedder, self.settings.answer.max_question_tokens,
-                              domain_gate=self.settings.answer.domain_gate)
+                              domain_gate=self.settings.answer.domain_gate, names=self.index.store.names)
 
     def paper(self, paper_id: str):
         """A stored paper by id, or None."""

@@ -57,6 +57,15 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
+@lru_cache(maxsize=4)
+def ordinary_words(name: str) -> frozenset[str]:
+    """The words the embedding model's vocabulary holds whole ("clip", "goat", "find"; not "lora" or "llm"): the
+    language's own words, as opposed to names coined in papers. Word-piece continuations (##) are not words."""
+    vocab = load_tokenizer(name).get_vocab()
+    return frozenset(w.lstrip("\u2581\u0120").casefold() for w in vocab if not w.startswith("##") and
+                     w.lstrip("\u2581\u0120").isalpha())
+
+
 def count_wordpieces(name: str, text: str) -> int:
     """Word-pieces of `text` for the embedding model `name` (what its 256-piece window counts)."""
     return len(load_tokenizer(name).encode(text, add_special_tokens=False).ids)

@@ -106,13 +106,18 @@ def off_topic(vector: np.ndarray, embedding_model: str) -> bool:
 class QuestionReader:
     """Turns typed text into a Query. Holds the embedder (the question's vector serves retrieval too)."""
 
-    def __init__(self, embedder, max_tokens: int, domain_gate: bool = True):
+    def __init__(self, embedder, max_tokens: int, domain_gate: bool = True, names=None):
         self.embedder = embedder
         self.max_tokens = max_tokens
         self.domain_gate = domain_gate
+        self.names = names  # the index's NameIndex: names typed in lower case are read in the corpus's casing
 
     def read(self, question: str, *, k: int | None = None) -> Query:
         text, warning = clean_question(question, self.max_tokens)
+        if self.names is not None:
+            from .embeddings import ordinary_words
+
+            text = self.names.truecase(text, ordinary_words(self.embedder.settings.model))
         vector = self.embedder.encode_one(text)
         intent, answer_type, follow_up = self.classify(text, vector)
         return Query(question=text, vector=vector, intent=intent, answer_type=answer_type,

@@ -271,6 +271,25 @@ def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch)
     assert not full_assistant.ask("How does DEUP perform when applied to GPT-3?").abstained
 
 
+def test_names_typed_in_lower_case_are_read_as_the_corpus_writes_them(full_assistant):
+    """Users type without capitals. "gfucb" and "ccbo" were abstained on (no name to match, the abbreviation read
+    as an unknown word) and "deup … gpt-3" was answered from DEUP's abstract: typed in lower case, a name the
+    corpus writes only as a name is read as written there, and the answer is the cased question's."""
+    from rag.types import AbstainReason
+
+    for lower, cased in (("what does gfucb stand for?", "What does GFUCB stand for?"),
+                         ("expand the acronym ccbo", "Expand the acronym cCBO")):
+        typed, written = full_assistant.ask(lower), full_assistant.ask(cased)
+        assert not typed.abstained and typed.text == written.text, lower
+    assert "Constrained Causal Bayesian Optimization" in {c.title for c in full_assistant.ask(
+        "expand the acronym ccbo").citations}
+    pair = full_assistant.ask("how does deup perform when applied to gpt-3?")
+    assert pair.abstained and pair.verification.abstain_reason is AbstainReason.NAMES_APART
+    # words of the language stay words, whatever paper is named by them in capitals (CLIP, FIND)
+    read = full_assistant.reader.read("how do they clip gradients to find the best lora rank for llms?")
+    assert read.question == "how do they clip gradients to find the best LoRA rank for LLMs?"
+
+
 def test_metadata_the_index_lacks_is_named(full_assistant):
     answer = full_assistant.ask("Who are the authors of Memorizing Transformers?")
     assert answer.abstained and answer.citations == ()

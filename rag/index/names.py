@@ -388,6 +388,48 @@ class NameIndex:
                   if self._written_by_many([name]) or (name in lowercase and self._plain_word(name))}
         return _unambiguous([row for row in rows if row[0] not in common])
 
+    def truecase(self, question: str, ordinary: frozenset[str]) -> str:
+        """The question with names typed in lower case written as the corpus writes them ("how does lora pick its
+        rank" → LoRA, "llms" → LLMs): the stages that read names (anchors, short names, the name check) read
+        capitals, and users often type none. Only a word the language does not have (`ordinary`: the embedding
+        model's whole-word vocabulary, so "clip", "goat", "find" stay words), that some paper writes as a coined
+        name, and that no paper writes otherwise."""
+        typed = {w for w in _WORD.findall(question) if w.islower() and w.casefold() not in ordinary}
+        keys = {w: [fold(w)] + ([fold(w[:-1])] if w.endswith("s") and not w.endswith("ss") else []) for w in typed}
+        rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN ({})",
+                            sorted({k for ks in keys.values() for k in ks}))
+        writers: dict[str, list[str]] = {}
+        for token, pid in rows:
+            writers.setdefault(token, []).append(pid)
+        for word, candidates in sorted(keys.items()):
+            key = next((k for k in candidates if k in writers), None)
+            if key is None or self._plain_anywhere(key):
+                continue
+            cased = self._written_as(key, writers[key][:MAX_PAPERS_PER_NAME])
+            if cased:
+                plural = "s" if key != fold(word) else ""
+                question = re.sub(rf"(?<![\w\-]){re.escape(word)}(?![\w\-])", cased + plural, question)
+        return question
+
+    def _plain_anywhere(self, key: str) -> bool:
+        """More papers write the word than write it in capitals (alone or inside a hyphened name: "GPT-4-turbo",
+        "Tiny-ImageNet"): some paper uses it as a plain word."""
+        capitalised = self.db.execute(
+            "SELECT COUNT(DISTINCT paper_id) FROM capitals WHERE token = ? OR token LIKE ? OR token LIKE ? OR "
+            "token LIKE ?", (key, f"{key} %", f"% {key}", f"% {key} %")).fetchone()[0]
+        return self._count_writing(['"{}"'.format(key.replace('"', '""'))], capitalised + 1) > capitalised
+
+    def _written_as(self, key: str, paper_ids: list[str]) -> str | None:
+        """The coined form these papers write the folded name in (GPT-4 for "gpt 4"), most often first."""
+        pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-]?".join(map(re.escape, key.split())) + r"(?![A-Za-z0-9])",
+                             re.IGNORECASE)
+        forms: dict[str, int] = {}
+        for title, abstract in self._select("SELECT title, abstract FROM papers WHERE id IN ({})", paper_ids):
+            for found in pattern.findall(f"{title}. {abstract}"):
+                if _name_form(found):
+                    forms[found] = forms.get(found, 0) + 1
+        return max(sorted(forms), key=lambda f: forms[f]) if forms else None
+
     def names_unknown_paper(self, question: str) -> str | None:
         """A title-like phrase in the question ("according to Language Models are Few-Shot Learners") that no
         indexed title contains: the question is about a paper the index does not hold. A phrase the question itself
@@ -445,6 +487,14 @@ class NameIndex:
 
     def _select(self, sql: str, values: list[str]) -> list[tuple]:
         return select_in(self.db, sql, values)
+
+
+def _name_form(found: str) -> bool:
+    """A coined name, each of whose hyphened parts is a name too (GPT-4, CIFAR-10, OOD-IL; not "sElf-rewarding",
+    which spells an acronym out of a plain word)."""
+    parts = [p for p in re.split(r"[\s\-]+", found) if p]
+    return coined(found) and (len(parts) == 1 or all(
+        abbreviated(p) or any(c.isdigit() for c in p) or (len(p) == 1 and p.isupper()) for p in parts))
 
 
 _SIBILANT = ("s", "x", "z", "ch", "sh")  # the endings whose regular plural adds "es" ("processes", not "rates")

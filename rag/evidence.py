@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .text import coined, fold, name_tokens, singular, terms, words
+from .text import coined, digits_apart, fold, name_tokens, singular, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -143,9 +143,12 @@ def anchors(question: str, store) -> list[str]:
 
 
 def anchor_found(anchor: str, text_folded: str, equivalents) -> bool:
-    """The anchor occurs in the text as a word sequence, or its corpus-defined long form / abbreviation does."""
-    name = fold(anchor)
-    if name and (f" {name} " in f" {text_folded} " or f" {name}s " in f" {text_folded} "):  # MoE, MoEs
+    """The anchor occurs in the text as a word sequence, or its corpus-defined long form / abbreviation does.
+    Letters and the digits after them match apart or together, as users write them: GPT4 is GPT-4, CIFAR10
+    CIFAR-10, LLaMA65B LLaMA-65B (but GPT4 is not GPT-4o)."""
+    name = digits_apart(fold(anchor))
+    text = digits_apart(text_folded)
+    if name and (f" {name} " in f" {text} " or f" {name}s " in f" {text} "):  # MoE, MoEs
         return True
     # plain words hyphened to a name: "ViT-based", "IQ-style", "conditional-MoE" name ViT, IQ, MoE
     core = re.sub(r"^(?:[a-z]+-)+|(?:-[a-z]+)+$", "", anchor)

@@ -200,6 +200,15 @@ def name_tokens(text: str) -> list[str]:
     return out
 
 
+_LETTERS_THEN_DIGITS = re.compile(r"(?<=[a-z])(?=\d)")
+
+
+def digits_apart(folded: str) -> str:
+    """A folded name with the digits after letters set apart, as users and papers write them either way: "gpt4" and
+    "gpt 4" (GPT-4), "llama65b" and "llama 65b" (LLaMA-65B); "gpt 4o" stays GPT-4o."""
+    return _LETTERS_THEN_DIGITS.sub(" ", folded)
+
+
 def fold(text: str) -> str:
     """Lower-case, non-alphanumerics to single spaces: how titles and names are compared."""
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.casefold()).split())

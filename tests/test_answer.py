@@ -272,9 +272,10 @@ def test_names_no_paper_holds_together_are_declined(full_assistant, monkeypatch)
 
 
 def test_names_typed_in_lower_case_are_read_as_the_corpus_writes_them(full_assistant):
-    """Users type without capitals. "gfucb" and "ccbo" were abstained on (no name to match, the abbreviation read
-    as an unknown word) and "deup … gpt-3" was answered from DEUP's abstract: typed in lower case, a name the
-    corpus writes only as a name is read as written there, and the answer is the cased question's."""
+    """Users type without capitals, and run digits on ("GPT3", "Vicuna13B"). "gfucb" and "ccbo" were abstained on
+    (no name to match, the abbreviation read as an unknown word), "deup … gpt-3" was answered from DEUP's abstract,
+    and the name check declined "Vicuna13B" (the abstract writes Vicuna-13B): a name the corpus writes only as a
+    name is read as written there, and the answer is the question's as the corpus writes it."""
     from rag.types import AbstainReason
 
     for lower, cased in (("what does gfucb stand for?", "What does GFUCB stand for?"),
@@ -283,11 +284,16 @@ def test_names_typed_in_lower_case_are_read_as_the_corpus_writes_them(full_assis
         assert not typed.abstained and typed.text == written.text, lower
     assert "Constrained Causal Bayesian Optimization" in {c.title for c in full_assistant.ask(
         "expand the acronym ccbo").citations}
-    pair = full_assistant.ask("how does deup perform when applied to gpt-3?")
-    assert pair.abstained and pair.verification.abstain_reason is AbstainReason.NAMES_APART
-    # words of the language stay words, whatever paper is named by them in capitals (CLIP, FIND)
-    read = full_assistant.reader.read("how do they clip gradients to find the best lora rank for llms?")
-    assert read.question == "how do they clip gradients to find the best LoRA rank for LLMs?"
+    for pair in ("how does deup perform when applied to gpt-3?", "How does DEUP perform when applied to GPT3?"):
+        answer = full_assistant.ask(pair)
+        assert answer.abstained and answer.verification.abstain_reason is AbstainReason.NAMES_APART, pair
+    # run-on digits as the abstracts hyphen them; words of the language stay words, whatever paper is named by them
+    # in capitals (CLIP, FIND)
+    read = full_assistant.reader.read("how do they clip gradients to find the best lora rank for llms on gpt4?")
+    assert read.question == "how do they clip gradients to find the best LoRA rank for LLMs on GPT-4?"
+    run_on, hyphened = (full_assistant.ask(f"By how much does Orca beat {name} on Big-Bench Hard?")
+                        for name in ("Vicuna13B", "Vicuna-13B"))
+    assert not run_on.abstained and run_on.text == hyphened.text
 
 
 def test_metadata_the_index_lacks_is_named(full_assistant):

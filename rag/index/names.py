@@ -10,7 +10,7 @@ import re
 import sqlite3
 from functools import lru_cache
 
-from ..text import abbreviated, coined, fold, singular, split_sentences
+from ..text import abbreviated, coined, digits_apart, fold, singular, split_sentences
 from ..types import Paper
 
 HEAD_WORDS = 3
@@ -389,26 +389,28 @@ class NameIndex:
         return _unambiguous([row for row in rows if row[0] not in common])
 
     def truecase(self, question: str, ordinary: frozenset[str]) -> str:
-        """The question with names typed in lower case written as the corpus writes them ("how does lora pick its
-        rank" → LoRA, "llms" → LLMs): the stages that read names (anchors, short names, the name check) read
-        capitals, and users often type none. Only a word the language does not have (`ordinary`: the embedding
-        model's whole-word vocabulary, so "clip", "goat", "find" stay words), that some paper writes as a coined
-        name, and that no paper writes otherwise."""
-        typed = {w for w in _WORD.findall(question) if w.islower() and w.casefold() not in ordinary}
-        keys = {w: [fold(w)] + ([fold(w[:-1])] if w.endswith("s") and not w.endswith("ss") else []) for w in typed}
+        """The question with names written as the corpus writes them: typed in lower case ("how does lora pick its
+        rank" → LoRA, "llms" → LLMs) or with the digits run on ("GPT4", "CIFAR10", "LLaMA65B" → GPT-4, CIFAR-10,
+        LLaMA-65B). The stages that read names (anchors, short names, the name check) read capitals, and terms and
+        BM25 read "gpt4" as one unknown word; users often type either way. A lower-case word only when the language
+        does not have it (`ordinary`: the embedding model's whole-word vocabulary, so "clip", "goat", "find" stay
+        words); either only when some paper writes it as a coined name and no paper writes it otherwise."""
+        typed = {w for w in _WORD.findall(question)
+                 if (w.islower() and w.casefold() not in ordinary) or digits_apart(fold(w)) != fold(w)}
+        keys = {w: _name_keys(w) for w in typed}
         rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN ({})",
-                            sorted({k for ks in keys.values() for k in ks}))
+                            sorted({k for ks in keys.values() for k, _ in ks}))
         writers: dict[str, list[str]] = {}
         for token, pid in rows:
             writers.setdefault(token, []).append(pid)
         for word, candidates in sorted(keys.items()):
-            key = next((k for k in candidates if k in writers), None)
-            if key is None or self._plain_anywhere(key):
-                continue
+            key, plural = next(((k, p) for k, p in candidates if k in writers), (None, False))
+            if key is None or (key == fold(word) and not word.islower()) or self._plain_anywhere(key):
+                continue  # as the corpus writes it already, or a word some paper writes plainly
             cased = self._written_as(key, writers[key][:MAX_PAPERS_PER_NAME])
             if cased:
-                plural = "s" if key != fold(word) else ""
-                question = re.sub(rf"(?<![\w\-]){re.escape(word)}(?![\w\-])", cased + plural, question)
+                question = re.sub(rf"(?<![\w\-]){re.escape(word)}(?![\w\-])", cased + ("s" if plural else ""),
+                                  question)
         return question
 
     def _plain_anywhere(self, key: str) -> bool:
@@ -489,12 +491,18 @@ class NameIndex:
         return select_in(self.db, sql, values)
 
 
+def _name_keys(word: str) -> list[tuple[str, bool]]:
+    """The folded forms the capitals table may hold a typed word under, each with whether it drops a plural s."""
+    bases = [(word, False)] + ([(word[:-1], True)] if word.endswith("s") and not word.endswith("ss") else [])
+    return [(key, plural) for base, plural in bases for key in dict.fromkeys((fold(base), digits_apart(fold(base))))]
+
+
 def _name_form(found: str) -> bool:
-    """A coined name, each of whose hyphened parts is a name too (GPT-4, CIFAR-10, OOD-IL; not "sElf-rewarding",
-    which spells an acronym out of a plain word)."""
+    """A coined name, each of whose hyphened parts is written as a name (GPT-4, CIFAR-10, OOD-IL, Vicuna-13B; not
+    "sElf-rewarding", which spells an acronym out of a plain word)."""
     parts = [p for p in re.split(r"[\s\-]+", found) if p]
     return coined(found) and (len(parts) == 1 or all(
-        abbreviated(p) or any(c.isdigit() for c in p) or (len(p) == 1 and p.isupper()) for p in parts))
+        abbreviated(p) or any(c.isdigit() for c in p) or p[:1].isupper() for p in parts))
 
 
 _SIBILANT = ("s", "x", "z", "ch", "sh")  # the endings whose regular plural adds "es" ("processes", not "rates")

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -179,3 +180,22 @@ def test_reliability_bins_by_hand_and_plot(tmp_path, small_assistant):
     assert report["reliability"]["n"] == 1
     plot_report(report, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_typed_variants_ask_the_same_question_as_users_type_it():
+    """evals/typed.py asks each question in lower case (earlier turns too) and with letter-digit names run together;
+    an item a variant leaves as it is is not asked again."""
+    import sys
+
+    sys.path.insert(0, str(checkout_root() / "evals"))
+    import typed
+
+    item = EvalItem(id="x", question="Does GPT-4 beat Vicuna-13B on CIFAR-10 in the Pre-train paper?",
+                    expected_papers=(), must_include=(), answerable=False, kind="unanswerable",
+                    history=({"role": "user", "content": "Tell me about LoRA."},))
+    lower = typed.typed(item, typed.VARIANTS["lower case"])
+    assert lower.question == item.question.lower() and lower.history[0]["content"] == "tell me about lora."
+    run_on = typed.typed(item, typed.VARIANTS["digits run on"])
+    assert run_on.question == "Does GPT4 beat Vicuna13B on CIFAR10 in the Pre-train paper?"
+    assert run_on.history == item.history and run_on.id == item.id
+    assert typed.typed(replace(item, question="what is lora?", history=()), typed.VARIANTS["lower case"]) is None

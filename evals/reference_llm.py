@@ -126,11 +126,17 @@ def _other_conclusions(items, abstracts: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _asked_key(question: str) -> str:
+    """A question as the endpoint recognises it in a prompt: the chain writes names as the corpus does ("longrope2"
+    is asked as "LongRoPE2", "GPT4" as "GPT-4"), so case, spaces and punctuation do not count."""
+    return re.sub(r"[^a-z0-9]", "", question.casefold())
+
+
 class ReferenceEndpoint:
     """The behaviour behind the HTTP server: reads the prompt's sources and question, answers from the script."""
 
     def __init__(self, items, abstracts: dict[str, str]):
-        self.by_question = {i.question: i for i in items}
+        self.by_question = {_asked_key(i.question): i for i in items}
         self.abstracts = abstracts
         self.conclusions = _other_conclusions(items, abstracts)
         self.corruption = ""
@@ -138,6 +144,7 @@ class ReferenceEndpoint:
         self.shown: dict[str, int] = {}
 
     def item_for(self, asked: str):
+        asked = _asked_key(asked)
         if asked in self.by_question:
             return self.by_question[asked]
         return next((i for q, i in self.by_question.items() if asked.startswith(q)), None)

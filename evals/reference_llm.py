@@ -330,6 +330,10 @@ def main() -> None:
     repeated = sorted(n for n, count in Counter(i.id for i in items).items() if count > 1)
     if repeated:  # items are told apart by id (scripts, conclusions), and by question (the endpoint)
         parser.error(f"eval ids repeated across files: {', '.join(repeated[:5])}")
+    alike = sorted(q for q, count in Counter(_asked_key(i.question) for i in items).items() if count > 1)
+    if alike:
+        parser.error(f"eval questions the endpoint cannot tell apart (they differ only in case or punctuation): "
+                     f"{', '.join(alike[:5])}")
     settings = load_settings()
     if args.context_tokens:
         settings = settings.with_overrides(llm={"context_tokens": args.context_tokens})

@@ -69,7 +69,7 @@ class AnswerChain:
         evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
             query = replace(query, intent=Intent.LIST)  # "papers … published since 2024": which papers, not a field
-        base = dict(question=query.question, sources=tuple(hits), standalone_question=query.standalone,
+        base = dict(question=query.typed or query.question, sources=tuple(hits), standalone_question=query.standalone,
                     warnings=query.warnings, intent=query.intent)
         if query.off_topic and not query.focus:  # a follow-up about the conversation's paper is judged by it
             return self._abstain(base, on_token, Verification(abstain_reason=AbstainReason.OFF_TOPIC))

@@ -108,7 +108,7 @@ class Assistant:
         from .query import clean_question
 
         question, _ = clean_question(question, self.settings.answer.max_question_tokens)
-        return self.retriever.search(question, k, filters=filters)
+        return self.retriever.search(self.reader.as_written(question), k, filters=filters)
 
     def ask(self, question: str, *, k: int | None = None, history: list[dict] | None = None,
             on_token: Callable[[str], None] | None = None, filters: Filters = Filters()) -> Answer:

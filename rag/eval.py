@@ -277,7 +277,6 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
              progress: Callable[[dict], None] | None = None, path: str = "eval file") -> dict:
     """Run every item; return the JSON report (overall, by_kind, rows). `progress` gets each answer's row as soon as
     it is scored, so an hour-long run leaves its answers behind even when it is stopped."""
-    retriever = assistant.retriever
     check_titles(items, set(assistant.index.store.titles().values()), path)
     rows: list[RowResult] = []
     shown: list[dict] = []
@@ -286,7 +285,7 @@ def run_eval(assistant, items: list[EvalItem], *, k: int | None = None,
         answer = assistant.ask(item.question, k=k, history=list(item.history))
         latency = time.perf_counter() - started
         query = answer.standalone_question or answer.question
-        retrieved = [h.paper.title for h in retriever.search(query, max(10, k or 0))]
+        retrieved = [h.paper.title for h in assistant.search(query, max(10, k or 0))]
         row = RowResult(item=item, answer_text=answer.text, abstained=answer.abstained,
                         cited=[c.title for c in answer.citations], retrieved=retrieved, latency=latency,
                         prompt_tokens=answer.usage.prompt_tokens, completion_tokens=answer.usage.completion_tokens,

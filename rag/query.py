@@ -113,18 +113,23 @@ class QuestionReader:
         self.names = names  # the index's NameIndex: names typed in lower case are read in the corpus's casing
 
     def read(self, question: str, *, k: int | None = None) -> Query:
-        text, warning = clean_question(question, self.max_tokens)
-        if self.names is not None:
-            from .embeddings import ordinary_words
-
-            text = self.names.truecase(text, ordinary_words(self.embedder.settings.model))
+        typed, warning = clean_question(question, self.max_tokens)
+        text = self.as_written(typed)
         vector = self.embedder.encode_one(text)
         intent, answer_type, follow_up = self.classify(text, vector)
         return Query(question=text, vector=vector, intent=intent, answer_type=answer_type,
                      metadata=metadata_field(text) if intent is Intent.METADATA else None,
                      follow_up=follow_up, k=k,
                      off_topic=self.domain_gate and off_topic(vector, self.embedder.settings.model),
-                     warnings=(warning,) if warning else ())
+                     warnings=(warning,) if warning else (), typed=typed if typed != text else "")
+
+    def as_written(self, text: str) -> str:
+        """The text with names written as the corpus writes them (unchanged without an index's names)."""
+        if self.names is None:
+            return text
+        from .embeddings import ordinary_words
+
+        return self.names.truecase(text, ordinary_words(self.embedder.settings.model))
 
     def classify(self, text: str, vector: np.ndarray) -> tuple[Intent, AnswerType, bool]:
         intents = load_model("intent")

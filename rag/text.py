@@ -200,12 +200,13 @@ def name_tokens(text: str) -> list[str]:
     return out
 
 
-_LETTERS_THEN_DIGITS = re.compile(r"(?<=[a-z])(?=\d)")
+_LETTERS_THEN_DIGITS = re.compile(r"(?<=[a-z]{2})(?=\d)")
 
 
 def digits_apart(folded: str) -> str:
-    """A folded name with the digits after letters set apart, as users and papers write them either way: "gpt4" and
-    "gpt 4" (GPT-4), "llama65b" and "llama 65b" (LLaMA-65B); "gpt 4o" stays GPT-4o."""
+    """A folded name with the digits after two or more letters set apart, as users and papers write them either way:
+    "gpt4" and "gpt 4" (GPT-4), "llama65b" and "llama 65b" (LLaMA-65B); "gpt 4o" stays GPT-4o, and "a100", "t5",
+    "l2" stay one token (an A100 is not "a 100%")."""
     return _LETTERS_THEN_DIGITS.sub(" ", folded)
 
 

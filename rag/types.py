@@ -159,7 +159,7 @@ class Query:
     """One turn's question, resolved once: what was typed, what is searched, which papers a follow-up is about,
     and what kind of answer is wanted. Every stage reads it; none re-derives it."""
 
-    question: str
+    question: str  # as read: names written as the corpus writes them (NameIndex.truecase)
     standalone: str = ""
     retrieval: str = ""
     focus: tuple[str, ...] = ()
@@ -172,6 +172,7 @@ class Query:
     warnings: tuple[str, ...] = ()
     filters: Filters = field(default_factory=Filters)
     vector: object = field(default=None, compare=False, repr=False)  # embedding of `search_text`
+    typed: str = ""  # the question as the user typed it, when reading rewrote a name (shown back to them)
 
     @property
     def asked(self) -> str:

@@ -291,6 +291,12 @@ def test_names_typed_in_lower_case_are_read_as_the_corpus_writes_them(full_assis
     # in capitals (CLIP, FIND)
     read = full_assistant.reader.read("how do they clip gradients to find the best lora rank for llms on gpt4?")
     assert read.question == "how do they clip gradients to find the best LoRA rank for LLMs on GPT-4?"
+    assert read.typed == "how do they clip gradients to find the best lora rank for llms on gpt4?"
+    # a plural whose singular is a word stays a word ("docs", though DoC is a paper's name); a name written only in
+    # the plural is found ("LRMs"); what the corpus writes as typed stays ("L2-norms")
+    assert full_assistant.reader.as_written("what do docs say about lrms and L2-norms?") == \
+        "what do docs say about LRMs and L2-norms?"
+    assert full_assistant.ask("what does gfucb stand for?").question == "what does gfucb stand for?"  # as typed
     run_on, hyphened = (full_assistant.ask(f"By how much does Orca beat {name} on Big-Bench Hard?")
                         for name in ("Vicuna13B", "Vicuna-13B"))
     assert not run_on.abstained and run_on.text == hyphened.text
@@ -413,6 +419,9 @@ def test_a_one_paper_answer_holds_every_name_the_question_asks_about(full_assist
     assert anchor_found("Grokfast-style", "we propose grokfast , which amplifies", ())
     assert anchor_found("ViT-based", "a vit backbone", ()) and not anchor_found("GPT-3", "gpt 4 and 3 others", ())
     assert anchor_found("conditional-MoE", "sparse conditional moes", ())  # a plain-word prefix; a plural
+    # letters and digits run on or apart are one name (GPT4 is GPT-4), but not another one or a number (A100)
+    assert anchor_found("GPT4", "with gpt 4 we", ()) and not anchor_found("GPT4", "gpt 4o beats", ())
+    assert not anchor_found("A100", "we observe a 100 improvement", ())
 
 
 def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_assistant):

@@ -390,23 +390,28 @@ class NameIndex:
 
     def truecase(self, question: str, ordinary: frozenset[str]) -> str:
         """The question with names written as the corpus writes them: typed in lower case ("how does lora pick its
-        rank" → LoRA, "llms" → LLMs) or with the digits run on ("GPT4", "CIFAR10", "LLaMA65B" → GPT-4, CIFAR-10,
+        rank" → LoRA, "lrms" → LRMs) or with the digits run on ("GPT4", "CIFAR10", "LLaMA65B" → GPT-4, CIFAR-10,
         LLaMA-65B). The stages that read names (anchors, short names, the name check) read capitals, and terms and
-        BM25 read "gpt4" as one unknown word; users often type either way. A lower-case word only when the language
-        does not have it (`ordinary`: the embedding model's whole-word vocabulary, so "clip", "goat", "find" stay
-        words); either only when some paper writes it as a coined name and no paper writes it otherwise."""
-        typed = {w for w in _WORD.findall(question)
-                 if (w.islower() and w.casefold() not in ordinary) or digits_apart(fold(w)) != fold(w)}
-        keys = {w: _name_keys(w) for w in typed}
+        BM25 read "gpt4" as one unknown word; users often type either way. A lower-case word (or its singular) only
+        when the language does not have it (`ordinary`: the embedding model's whole-word vocabulary, so "clip",
+        "goat", "find", "docs" stay words); either only when some paper writes it as a coined name and fewer papers
+        write it at all than write it so."""
+        keys: dict[str, list[tuple[str, bool]]] = {}
+        for word in set(_WORD.findall(question)):
+            folded = fold(word)
+            if word.islower() and word not in ordinary:
+                keys[word] = [(k, p) for k, p in _name_keys(word) if not (p and word[:-1] in ordinary)]
+            elif digits_apart(folded) != folded:  # run on, in any case: only the form with the digits apart
+                keys[word] = [(digits_apart(folded), False)]
         rows = self._select("SELECT token, paper_id FROM capitals WHERE token IN ({})",
-                            sorted({k for ks in keys.values() for k, _ in ks}))
+                            sorted({k for ks in keys.values() for k, _ in ks} | {fold(w) for w in keys}))
         writers: dict[str, list[str]] = {}
         for token, pid in rows:
             writers.setdefault(token, []).append(pid)
         for word, candidates in sorted(keys.items()):
             key, plural = next(((k, p) for k, p in candidates if k in writers), (None, False))
-            if key is None or (key == fold(word) and not word.islower()) or self._plain_anywhere(key):
-                continue  # as the corpus writes it already, or a word some paper writes plainly
+            if key is None or (not word.islower() and fold(word) in writers) or self._plain_anywhere(key):
+                continue  # the corpus writes it as typed too, or some paper writes it plainly
             cased = self._written_as(key, writers[key][:MAX_PAPERS_PER_NAME])
             if cased:
                 question = re.sub(rf"(?<![\w\-]){re.escape(word)}(?![\w\-])", cased + ("s" if plural else ""),
@@ -415,16 +420,22 @@ class NameIndex:
 
     def _plain_anywhere(self, key: str) -> bool:
         """More papers write the word than write it in capitals (alone or inside a hyphened name: "GPT-4-turbo",
-        "Tiny-ImageNet"): some paper uses it as a plain word."""
-        capitalised = self.db.execute(
+        "Tiny-ImageNet"): some paper uses it as a plain word. The names holding it are counted (a scan of the
+        capitals table) only when more papers write it than write it alone in capitals."""
+        alone = self.db.execute("SELECT COUNT(*) FROM capitals WHERE token = ?", (key,)).fetchone()[0]
+        phrase = ['"{}"'.format(key.replace('"', '""'))]
+        if self._count_writing(phrase, alone + 1) <= alone:
+            return False
+        within = self.db.execute(
             "SELECT COUNT(DISTINCT paper_id) FROM capitals WHERE token = ? OR token LIKE ? OR token LIKE ? OR "
             "token LIKE ?", (key, f"{key} %", f"% {key}", f"% {key} %")).fetchone()[0]
-        return self._count_writing(['"{}"'.format(key.replace('"', '""'))], capitalised + 1) > capitalised
+        return self._count_writing(phrase, within + 1) > within
 
     def _written_as(self, key: str, paper_ids: list[str]) -> str | None:
-        """The coined form these papers write the folded name in (GPT-4 for "gpt 4"), most often first."""
-        pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-]?".join(map(re.escape, key.split())) + r"(?![A-Za-z0-9])",
-                             re.IGNORECASE)
+        """The coined form these papers write the folded name in (GPT-4 for "gpt 4", LRM for "lrm" written "LRMs"),
+        most often first."""
+        pattern = re.compile(r"(?<![A-Za-z0-9])" + r"[\s\-]?".join(map(re.escape, key.split())) +
+                             r"(?=s?(?![A-Za-z0-9]))", re.IGNORECASE)
         forms: dict[str, int] = {}
         for title, abstract in self._select("SELECT title, abstract FROM papers WHERE id IN ({})", paper_ids):
             for found in pattern.findall(f"{title}. {abstract}"):

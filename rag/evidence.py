@@ -131,12 +131,17 @@ _NUMBER = re.compile(r"\d")
 _RATIO = re.compile(r"\d(?:\.\d+)?\s*(?:x\b|×|%|\\%|-?fold\b|times\b|points?\b|pp\b)", re.IGNORECASE)
 
 
+# what a sentence's first word follows: its capital says nothing ("Thanks so much.", "Sorry if this is obvious.")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s*|\n\s*)[\"'(\[]*\s*$")
+
+
 def anchors(question: str, store) -> list[str]:
     """Names the question hangs on (DEUP, GPT-3, WMT14, Hinton): coined tokens, and capitalised words no indexed
     paper uses. An answer that holds none of them answers some other question."""
     found = list(dict.fromkeys(name_tokens(question)))
-    capitalised = [w for i, w in enumerate(re.findall(r"[A-Za-z][\w\-']*", question))
-                   if i and w[:1].isupper() and not coined(w) and len(w) > 2 and terms(w)]
+    capitalised = [m.group(0) for m in re.finditer(r"[A-Za-z][\w\-']*", question)
+                   if not _SENTENCE_START.search(question[:m.start()]) and m.group(0)[:1].isupper()
+                   and not coined(m.group(0)) and len(m.group(0)) > 2 and terms(m.group(0))]
     df = store.doc_freq(t for w in capitalised for t in terms(w))
     found += [w for w in capitalised if w not in found and all(df.get(t, 0) == 0 for t in terms(w))]
     return found

@@ -302,6 +302,22 @@ def test_names_typed_in_lower_case_are_read_as_the_corpus_writes_them(full_assis
     assert not run_on.abstained and run_on.text == hyphened.text
 
 
+def test_a_capital_at_a_sentence_start_names_nothing(full_assistant):
+    """Users wrap questions in chat ("… Sorry if this is obvious.", "Cheers, mate."): a capitalised word no abstract
+    uses was taken for a name the answer must hold wherever it stood, and the name check declined the question.
+    Only a word's capital inside a sentence marks a name."""
+    from rag.evidence import anchors
+
+    plain = full_assistant.ask("How does Grokfast amplify the slow gradients?")
+    for wrapped in ("How does Grokfast amplify the slow gradients? Sorry if this is obvious.",
+                    "Hi! Quick question: How does Grokfast amplify the slow gradients? Cheers, mate."):
+        answer = full_assistant.ask(wrapped)
+        assert not answer.abstained and answer.citations[0].paper_id == plain.citations[0].paper_id, wrapped
+    store = full_assistant.index.store
+    assert anchors("Does it scale? Grateful for any pointers.", store) == []
+    assert anchors("What does Zxqvian propose for grokking?", store) == ["Zxqvian"]  # inside a sentence: a name
+
+
 def test_metadata_the_index_lacks_is_named(full_assistant):
     answer = full_assistant.ask("Who are the authors of Memorizing Transformers?")
     assert answer.abstained and answer.citations == ()

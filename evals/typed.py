@@ -1,5 +1,7 @@
-"""Questions as users type them: each eval question also asked in lower case, and with the hyphen of letter-digit
-names dropped ("GPT-4" → "GPT4", "CIFAR-10" → "CIFAR10"), answered beside the question as written.
+"""Questions as users type them: each eval question also asked in lower case, with the hyphen of letter-digit
+names dropped ("GPT-4" → "GPT4", "CIFAR-10" → "CIFAR10"), and inside a chat wrapper ("Hi! … Thanks so much.", "I'm
+preparing a reading group talk. …": 120 written by a helper for this, evals/chat_wrappers.json, one picked per item
+by its id), answered beside the question as written.
 
 Eval questions are written carefully; users in a terminal type without capitals and run names together. Names are
 what the chain reads case by case (anchors, short names, the name check), so this measures what a user's typing
@@ -14,6 +16,7 @@ import argparse
 import json
 import re
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,17 +26,26 @@ sys.path.insert(0, str(ROOT))
 import rag  # noqa: E402,F401
 
 _LETTER_DIGIT_HYPHEN = re.compile(r"\b([A-Za-z]{2,})-(\d+[A-Za-z]?)\b")
-VARIANTS = {
-    "lower case": lambda text: text.lower(),
-    "digits run on": lambda text: _LETTER_DIGIT_HYPHEN.sub(r"\1\2", text),
+WRAPPERS = json.loads((ROOT / "evals" / "chat_wrappers.json").read_text())["wrappers"]
+
+
+def _wrapped(text: str, turn: bool) -> str:
+    """The question inside the wrapper its text picks (earlier turns are left as they were)."""
+    return text if turn else WRAPPERS[zlib.crc32(text.encode()) % len(WRAPPERS)].replace("{q}", text)
+
+
+VARIANTS = {  # how each variant types the question and, with turn=True, an earlier turn
+    "lower case": lambda text, turn: text.lower(),
+    "digits run on": lambda text, turn: _LETTER_DIGIT_HYPHEN.sub(r"\1\2", text),
+    "in a chat wrapper": _wrapped,
 }
 METRICS = ("citation_precision", "fact_hit", "abstention_rate", "false_abstention_rate")
 
 
 def typed(item, how):
     """The item asked as `how` types it (its earlier turns too), or None when that changes nothing."""
-    history = tuple({**turn, "content": how(turn["content"])} for turn in item.history)
-    question = how(item.question)
+    history = tuple({**turn, "content": how(turn["content"], True)} for turn in item.history)
+    question = how(item.question, False)
     if question == item.question and history == tuple(item.history):
         return None
     return replace(item, question=question, history=history)

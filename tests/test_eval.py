@@ -199,3 +199,6 @@ def test_typed_variants_ask_the_same_question_as_users_type_it():
     assert run_on.question == "Does GPT4 beat Vicuna13B on CIFAR10 in the Pre-train paper?"
     assert run_on.history == item.history and run_on.id == item.id
     assert typed.typed(replace(item, question="what is lora?", history=()), typed.VARIANTS["lower case"]) is None
+    chat = typed.typed(item, typed.VARIANTS["in a chat wrapper"])
+    assert item.question in chat.question and chat.question != item.question and chat.history == item.history
+    assert chat == typed.typed(item, typed.VARIANTS["in a chat wrapper"])  # the same wrapper each run

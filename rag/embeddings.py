@@ -61,9 +61,8 @@ def load_tokenizer(name: str):
 def ordinary_words(name: str) -> frozenset[str]:
     """The words the embedding model's vocabulary holds whole ("clip", "goat", "find"; not "lora" or "llm"): the
     language's own words, as opposed to names coined in papers. Word-piece continuations (##) are not words."""
-    vocab = load_tokenizer(name).get_vocab()
-    return frozenset(w.lstrip("\u2581\u0120").casefold() for w in vocab if not w.startswith("##") and
-                     w.lstrip("\u2581\u0120").isalpha())
+    whole = (w.lstrip("\u2581\u0120") for w in load_tokenizer(name).get_vocab() if not w.startswith("##"))
+    return frozenset(w.casefold() for w in whole if w.isalpha())
 
 
 def count_wordpieces(name: str, text: str) -> int:

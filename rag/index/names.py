@@ -376,7 +376,7 @@ class NameIndex:
                                       (fold(name), MAX_PAPERS_PER_NAME + 1)).fetchone()[0]
         if not capitalised or capitalised > MAX_PAPERS_PER_NAME:  # many capitalised writers: no name anyway
             return False
-        return self._count_writing(['"{}"'.format(name.replace('"', '""'))], capitalised + 1) > capitalised
+        return self._written_by_more_than(name, capitalised)
 
     def papers_named(self, names: list[str], lowercase: set[str] = frozenset()) -> list[str]:
         """Papers going by any of these (folded) names, skipping names shared by too many papers and names more
@@ -423,13 +423,16 @@ class NameIndex:
         "Tiny-ImageNet"): some paper uses it as a plain word. The names holding it are counted (a scan of the
         capitals table) only when more papers write it than write it alone in capitals."""
         alone = self.db.execute("SELECT COUNT(*) FROM capitals WHERE token = ?", (key,)).fetchone()[0]
-        phrase = ['"{}"'.format(key.replace('"', '""'))]
-        if self._count_writing(phrase, alone + 1) <= alone:
+        if not self._written_by_more_than(key, alone):
             return False
         within = self.db.execute(
             "SELECT COUNT(DISTINCT paper_id) FROM capitals WHERE token = ? OR token LIKE ? OR token LIKE ? OR "
             "token LIKE ?", (key, f"{key} %", f"% {key}", f"% {key} %")).fetchone()[0]
-        return self._count_writing(phrase, within + 1) > within
+        return self._written_by_more_than(key, within)
+
+    def _written_by_more_than(self, phrase: str, papers: int) -> bool:
+        """More than `papers` papers' titles or abstracts write this (folded) phrase, in any case."""
+        return self._count_writing(['"{}"'.format(phrase.replace('"', '""'))], papers + 1) > papers
 
     def _written_as(self, key: str, paper_ids: list[str]) -> str | None:
         """The coined form these papers write the folded name in (GPT-4 for "gpt 4", LRM for "lrm" written "LRMs"),

@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .text import coined, digits_apart, fold, name_tokens, singular, terms, words
+from .text import coined, digits_apart, fold, genres_named, name_tokens, singular, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -75,9 +75,17 @@ def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], fr
     return tuple((a, b) for a, b in pairs if a and b and a != b)
 
 
+def genre_equivalents(text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
+    """Pairs (the terms of a kind of writing the question names, the terms of another phrase for that kind): a
+    survey covers a question's "review" as an abstract's long form covers its abbreviation."""
+    pairs = [(frozenset(terms(phrase, question=True)), frozenset(terms(other)))
+             for phrase, kind in genres_named(text) for other in kind if other != phrase]
+    return tuple((a, b) for a, b in pairs if a and b and a != b)
+
+
 def make_probe(store, vector: np.ndarray, text: str, *, question: bool) -> Probe:
     probe_terms = tuple(dict.fromkeys(terms(text, question=question)))
-    equivalents = abbreviation_equivalents(store.names, text) if question else ()
+    equivalents = abbreviation_equivalents(store.names, text) + genre_equivalents(text) if question else ()
     extra = {t for _, b in equivalents for t in b}
     return Probe(vector=vector, terms=probe_terms, weights=store.idf(set(probe_terms) | extra),
                  equivalents=equivalents)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import RetrievalSettings
 from .errors import NoMatchingPapersError
+from .text import genre_synonyms
 from .types import Filters, Hit
 
 
@@ -106,7 +107,7 @@ class Retriever:
         if allowed is not None:  # the nearest chunks may all be filtered out: look further
             n_dense = min(max(n_dense, n_dense * self.index.chunk_count // max(len(allowed), 1)), 2000)
         dense = [d for d in self.dense(vector, n_dense) if allowed is None or d[0] in allowed]
-        lexical = self.index.bm25.search(text, max(self.settings.bm25_candidates, k), allowed)
+        lexical = self.index.bm25.search(text + genre_synonyms(text), max(self.settings.bm25_candidates, k), allowed)
         titles = [pid for pid in self.names.match(text) + list(focus) if allowed is None or pid in allowed]
         top = fuse(dense, lexical, titles, self.settings)[:k]
         papers = self.index.store.get(pid for pid, _, _ in top)

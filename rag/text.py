@@ -213,3 +213,31 @@ def digits_apart(folded: str) -> str:
 def fold(text: str) -> str:
     """Lower-case, non-alphanumerics to single spaces: how titles and names are compared."""
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.casefold()).split())
+
+
+# Kinds of writing a question may name in other words than the abstract calls itself: "Is there a review of …" for
+# "This survey …", "course notes" for "These lecture notes …", "a position piece" for "this position paper". Each
+# phrase a text uses stands for the others of its kind. ("challenge" is no competition here: abstracts mostly use it
+# for a difficulty, and "Kaggle competitions" found every paper naming a key challenge.)
+GENRES = (
+    ("survey", "review", "overview"),
+    ("thesis", "dissertation"),
+    ("lecture notes", "course notes", "tutorial"),
+    ("position paper", "position piece", "perspective paper", "perspective piece", "opinion piece"),
+    ("competition", "shared task"),
+)
+_GENRE_PATTERNS = {phrase: re.compile(rf"\b{re.escape(phrase)}s?\b", re.IGNORECASE) for kind in GENRES
+                   for phrase in kind}
+
+
+def genres_named(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(phrase, its kind) for each kind-of-writing phrase the text uses."""
+    return [(phrase, kind) for kind in GENRES for phrase in kind if _GENRE_PATTERNS[phrase].search(text)]
+
+
+def genre_synonyms(text: str) -> str:
+    """The other phrases of each kind of writing the text names, appended to a lexical search for it (a question
+    asking for "a review" finds "A Survey of …")."""
+    named = genres_named(text)
+    kinds = dict.fromkeys(kind for _, kind in named)
+    return "".join(f" {other}" for kind in kinds for other in kind if not _GENRE_PATTERNS[other].search(text))

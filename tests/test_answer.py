@@ -471,3 +471,22 @@ def test_a_list_on_a_topic_no_paper_covers_lists_nothing(full_assistant, small_a
     assert topic_absent(evidence, corpus_papers=learned_on)  # its unseen words would decline it there
     listed = small_assistant.ask(question)
     assert listed.citations and all("rokking" in c.title for c in listed.citations)
+
+
+def test_a_kind_of_writing_asked_for_in_other_words_finds_the_paper_that_is_one(full_assistant):
+    """Users ask for "a review", "course notes" or "a position piece" where the abstract says "survey", "lecture
+    notes" or "position paper": the question was declined ("position piece") or answered from a research paper on
+    the topic rather than the survey. Each phrase of a kind now stands for the others, in the lexical search and in
+    how much of the question a paper covers; "challenge" stands for no competition (abstracts mean a difficulty)."""
+    answer = full_assistant.ask("Is there a position piece saying that explaining models by their inputs, their "
+                                "training examples and their internals should be one field?")
+    assert not answer.abstained
+    assert answer.citations[0].title.startswith("Building Bridges, Not Walls")
+    hits = full_assistant.search("Is there a review of the objectives people minimise when predicting future "
+                                 "values of a sequence?")
+    assert hits[0].paper.title.startswith("A Comprehensive Survey of Regression Based Loss Functions")
+    from rag.text import genre_synonyms
+
+    assert "survey" in genre_synonyms("Is there a review of X?").split()
+    assert "shared task" in genre_synonyms("Kaggle competitions") and "challenge" not in genre_synonyms("competitions")
+    assert genre_synonyms("How are the weights reviewed?") == ""

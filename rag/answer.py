@@ -16,7 +16,7 @@ from .compare import about_one_paper, compare_sentence, reads_as_two, second_pap
 from .config import Settings
 from .errors import LLMError
 from .evidence import EvidenceSelector, PaperEvidence, anchors
-from .metadata import implied_filters, topic_left
+from .metadata import implied_filters, topic_left, without_metadata
 from .prompts import REFUSAL, load_prompt
 from .support import (Judged, QuestionSignals, alternatives, answer_threshold, gate_threshold, judge_answers, judge_list,
                       holds_every_name, list_gate_threshold, list_threshold, named_paper_terms, passes_number_guard,
@@ -65,6 +65,9 @@ class AnswerChain:
             if implied:
                 query = replace(query, filters=implied, warnings=query.warnings + (
                     f"answered from the papers with {implied.describe()} (read from the question)",))
+                topic = without_metadata(query.asked, implied)
+                if topic != query.asked:  # searched and judged on its topic
+                    query = replace(query, standalone=topic, retrieval=topic, vector=self.retriever.embed(topic))
         hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
         evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:

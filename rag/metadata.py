@@ -52,6 +52,20 @@ def _author(question: str, store) -> str | None:
     return None
 
 
+def without_metadata(question: str, filters: Filters) -> str:
+    """The question without the metadata it states ("Which papers on grokking were published since 2024?" →
+    "Which papers on grokking were published?"): a year or an author's name is in no abstract, so judged as part
+    of the topic it made every paper of a filtered pool look off the question."""
+    text = question
+    if filters.since or filters.until:
+        text = re.sub(rf"(?:\b(?:from|between)\s+)?{_RANGE.pattern}", " ", text, flags=re.I)
+        for pattern in (_SINCE, _UNTIL, _IN):
+            text = pattern.sub(" ", text)
+    if filters.author:
+        text = re.sub(rf"(?:\b(?:by|from|of)\s+)?{re.escape(filters.author)}(?:'s)?", " ", text)
+    return re.sub(r"\s+([?.!,])", r"\1", " ".join(text.split()))
+
+
 def topic_left(query: Query) -> bool:
     """Whether the question asks about anything beyond its metadata (a topic, a method): "papers by X since
     2023" asks for every paper passing the filters; "papers by X on diffusion" still has a topic to judge."""

@@ -58,6 +58,21 @@ def test_metadata_stated_in_the_question_is_a_filter(meta_assistant):
     assert any("author 'Alan Turing'" in w for w in answer.warnings)
     answer = meta_assistant.ask("Which papers on grokking were published since 2024?")
     assert {c.paper_id for c in answer.citations} <= {"m-0", "m-1"} and answer.citations
+    # judged on its topic: the year is in no abstract, and counted as part of the topic it rated the filtered
+    # pool's grokking papers off the question
+    assert answer.standalone_question == "Which papers on grokking were published?"
+
+
+def test_the_metadata_a_question_states_is_left_out_of_its_topic():
+    from rag.metadata import without_metadata
+
+    assert without_metadata("Papers from 2021 to 2023 on RL by Grace Hopper?",
+                            Filters(since="2021", until="2023", author="Grace Hopper")) == "Papers on RL?"
+    assert without_metadata("What did Hinton publish in 2020?", Filters(since="2020", until="2020")) == \
+        "What did Hinton publish?"
+    assert without_metadata("Which papers by Alan Turing are on grokking?", Filters(author="Alan Turing")) == \
+        "Which papers are on grokking?"
+    assert without_metadata("GPT-2 since 2019?", Filters()) == "GPT-2 since 2019?"  # no filter read: unchanged
 
 
 def test_cli_filters(meta_assistant):

@@ -12,7 +12,8 @@ In order (each later model reads features the earlier ones produce, exactly as t
    the 126 papers that neither split uses, without seeing the eval set.
 2. sentence_ranker: which sentence of the right paper holds the answer (a sentence holding a must_include string).
 3. answers: P(retrieved paper states the answer); its threshold is chosen on out-of-fold predictions over dev.
-4. on_topic: P(paper belongs in a complete "which papers" list); threshold chosen the same way.
+4. on_topic: P(paper belongs in a complete "which papers" list), from dev's lists and evals/lists_train.jsonl's
+   (written by helpers who never saw the eval set); threshold: the best list F1 out of fold over both.
 5. domain: P(the question is about ML research at all), from the question's vector: the ML questions of
    evals/intent_train.jsonl and dev against evals/offtopic_train.jsonl (400 everyday questions written for this,
    half using ML words in their everyday sense: "the transformer on the pole outside my house"); its threshold
@@ -382,13 +383,21 @@ def choose_abstention_threshold(draws: list[dict], answerable: dict) -> float:
 
 # ---- 4. list membership ----------------------------------------------------------------------------------------------
 def train_on_topic(assistant, dev) -> None:
+    """Rows: every pooled paper of dev's complete lists and of lists_train's (31 lists and 16 empty topics by
+    other writers). Trained on dev's alone, it scored lists_train's at precision 0.590 / recall 0.568 against
+    0.831 / 0.706 for dev's out of fold: the written lists are broader ("medical or neuro imaging", "speech or
+    audio data") and the threshold learned on dev alone (0.83) cut their members. With both (threshold 0.80), out
+    of fold: lists_train 0.607 / 0.606, dev 0.817 / 0.722; held-out lists (evals/lists_heldout.jsonl, never
+    trained on) recall 0.660 -> 0.722 at precision 0.897 -> 0.884."""
+    from rag.eval import load_eval_file
     from rag.learned import load_model
     from rag.support import LIST_FEATURES, list_rows
     from rag.types import Intent
 
     chain = assistant.chain
     xs, ys, groups, gold = [], [], [], {}
-    for n, item in enumerate(dev):
+    items = list(dev) + [i for i in load_eval_file(LISTS_TRAIN) if i.split != "test"]
+    for n, item in enumerate(items):
         query = assistant.chat(history=list(item.history)).resolve(item.question)
         # Complete lists, and unanswerable questions the reader takes for lists (nothing may be listed for them).
         if not (item.kind == "exhaustive" or (item.kind in NOT_ANSWERABLE and query.intent is Intent.LIST)):
@@ -423,7 +432,7 @@ def train_on_topic(assistant, dev) -> None:
         print(f"   t={t_:.2f} F1={f1:.3f} P={p_:.3f} R={r_:.3f}")
     _, _, t, p, r = max(scored)
     print(f"on_topic: {sum(1 for v in gold.values() if v)} lists + {sum(1 for v in gold.values() if not v)} "
-          f"unanswerable, threshold {t:.2f} (out-of-fold on dev, {REPEATS} fold draws: precision {p:.3f}, recall "
+          f"unanswerable, threshold {t:.2f} (out-of-fold on dev and lists_train, {REPEATS} fold draws: precision {p:.3f}, recall "
           f"{r:.3f}; pool recall {y.sum() / max(sum(gold.values()), 1):.3f})")
     gate = list_gate_threshold(np.concatenate(oofs), np.tile(y, REPEATS))
     model = fit(x, np.where(y, "yes", "no"), "on_topic", LIST_FEATURES, ("no", "yes"), c=0.5, threshold=float(t),

@@ -66,8 +66,9 @@ class AnswerChain:
                 query = replace(query, filters=implied, warnings=query.warnings + (
                     f"answered from the papers with {implied.describe()} (read from the question)",))
                 topic = without_metadata(query.asked, implied)
-                if topic != query.asked:  # searched and judged on its topic
-                    query = replace(query, standalone=topic, retrieval=topic, vector=self.retriever.embed(topic))
+                if topic != query.asked and terms(topic, question=True):
+                    query = replace(query, topic=topic, retrieval=query.retrieval and topic,
+                                    vector=self.retriever.embed(topic))
         hits, evidence, signals = self.gather(query, wider=self._reads_more(query))
         evidence, beyond = self._split_pool(query, evidence)
         if query.intent is Intent.METADATA and query.filters and self._metadata_paper(query, evidence) is None:
@@ -144,8 +145,8 @@ class AnswerChain:
         return hits, evidence, self._signals(query)
 
     def _signals(self, query: Query) -> QuestionSignals:
-        question_anchors = anchors(query.asked, self.store)
-        asked = terms(query.asked, question=True)
+        question_anchors = anchors(query.judged, self.store)
+        asked = terms(query.judged, question=True)
         df = self.store.doc_freq([t for a in question_anchors for t in terms(a)] + asked)
         return QuestionSignals(
             anchors=len(question_anchors),
@@ -154,7 +155,7 @@ class AnswerChain:
             named_paper=named_paper_terms(query.question),
             rare_terms=frozenset(sorted(set(asked), key=lambda t: (df.get(t, 0), t))[:2]),
             unseen_share=sum(df.get(t, 0) == 0 for t in set(asked)) / max(len(set(asked)), 1),
-            alternatives=alternatives(query.asked, self.store.idf) if query.intent is Intent.LIST else ())
+            alternatives=alternatives(query.judged, self.store.idf) if query.intent is Intent.LIST else ())
 
     def papers_about(self, text: str) -> list[tuple[str, str]]:
         """(id, title) of the paper a piece of conversation is about: the best match for what was said."""
@@ -226,7 +227,7 @@ class AnswerChain:
         """The papers judged for another wording of the same question (its intent and answer type kept)."""
         if not terms(text, question=True):
             return []  # nothing is left to ask but question words ("how does in compare to with")
-        reworded = replace(query, question=text, standalone="", retrieval="", vector=self.retriever.embed(text))
+        reworded = replace(query, question=text, standalone="", retrieval="", topic="", vector=self.retriever.embed(text))
         return self._judge(reworded, *self.gather(reworded)[1:])
 
     def _list_members(self, query: Query, evidence: list[PaperEvidence], signals: QuestionSignals) -> list[Judged]:

@@ -79,7 +79,7 @@ def residual_question(question: str, first_title: str, first_names: Sequence[str
 def _question_probe(query: Query, store) -> Probe:
     """The question's terms and IDF weights (no vector, no abbreviation pairs): Probe.share says how much of the
     question a set of its terms is."""
-    asked = tuple(dict.fromkeys(terms(query.asked, question=True)))
+    asked = tuple(dict.fromkeys(terms(query.judged, question=True)))
     return Probe(vector=None, terms=asked, weights=store.idf(set(asked)))
 
 
@@ -141,7 +141,7 @@ def second_paper(query: Query, judged: list[Judged], store, threshold: float,
     share = q.share(residual)
     if reask is not None and share >= RESIDUAL_MIN_SHARE:  # the question asks about something the first paper lacks
         paper = first.evidence.hit.paper
-        again = [j for j in reask(residual_question(query.asked, paper.title, store.names.names_of(paper.id)))
+        again = [j for j in reask(residual_question(query.judged, paper.title, store.names.names_of(paper.id)))
                  if j.evidence.paper_id != first.evidence.paper_id]
         # among the re-asked papers likely enough, the one either wording judges likeliest: the residual of "X
         # versus its follow-up on Y" has lost the title words the follow-up shares with X, which the whole question

@@ -29,13 +29,15 @@ class Probe:
     terms: tuple[str, ...]
     weights: dict[str, float]
     equivalents: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
+    # the same for other words of one kind of writing ("review" ↔ "survey"): coverage only, no definition or name
+    synonyms: tuple[tuple[frozenset[str], frozenset[str]], ...] = ()
 
     def covered(self, text_terms: frozenset[str] | set[str]) -> set[str]:
-        """The probe's terms a text holds, written or spelled the other way (an abbreviation for its long form);
-        an equivalence counts only for the probe's own terms (a probe narrowed to what a question asks for
-        is not covered by a sentence spelling out another of the question's abbreviations)."""
+        """The probe's terms a text holds, written or spelled the other way (an abbreviation for its long form, a
+        survey for a review); an equivalence counts only for the probe's own terms (a probe narrowed to what a
+        question asks for is not covered by a sentence spelling out another of the question's abbreviations)."""
         found = {t for t in self.terms if t in text_terms}
-        for stated, standing_for in self.equivalents:
+        for stated, standing_for in self.equivalents + self.synonyms:
             if standing_for <= text_terms:
                 found |= stated & self._term_set
         return found
@@ -76,7 +78,7 @@ def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], fr
 
 
 def genre_equivalents(text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
-    """Pairs (the terms of a kind of writing the question names, the terms of another phrase for that kind): a
+    """Pairs (the terms of a kind of writing the question asks for, the terms of another phrase for that kind): a
     survey covers a question's "review" as an abstract's long form covers its abbreviation."""
     pairs = [(frozenset(terms(phrase, question=True)), frozenset(terms(other)))
              for phrase, kind in genres_named(text) for other in kind if other != phrase]
@@ -85,10 +87,10 @@ def genre_equivalents(text: str) -> tuple[tuple[frozenset[str], frozenset[str]],
 
 def make_probe(store, vector: np.ndarray, text: str, *, question: bool) -> Probe:
     probe_terms = tuple(dict.fromkeys(terms(text, question=question)))
-    equivalents = abbreviation_equivalents(store.names, text) + genre_equivalents(text) if question else ()
+    equivalents = abbreviation_equivalents(store.names, text) if question else ()
     extra = {t for _, b in equivalents for t in b}
     return Probe(vector=vector, terms=probe_terms, weights=store.idf(set(probe_terms) | extra),
-                 equivalents=equivalents)
+                 equivalents=equivalents, synonyms=genre_equivalents(text) if question else ())
 
 
 def relevance(similarity: float | np.ndarray, coverage: float | np.ndarray):
@@ -208,7 +210,7 @@ def sentence_features(query: Query, probe: Probe, paper: PaperSentences, questio
     sims = paper.similarities(probe)
     q_terms = set(probe.terms)
     aspect = aspect_probe(probe, paper)
-    asked_names = {fold(a) for a in name_tokens(query.asked)}
+    asked_names = {fold(a) for a in name_tokens(query.judged)}
     wants_number = query.answer_type is AnswerType.NUMBER
     wants_name = query.answer_type is AnswerType.NAME
     wants_definition = query.intent is Intent.DEFINITION
@@ -299,9 +301,9 @@ class EvidenceSelector:
         if not hits:
             return []
         ranker = load_model("sentence_ranker", SENTENCE_FEATURES)
-        probe = make_probe(self.store, vector, query.asked, question=True)
-        question_anchors = anchors(query.asked, self.store)
-        asked = asked_terms(query.asked)
+        probe = make_probe(self.store, vector, query.judged, question=True)
+        question_anchors = anchors(query.judged, self.store)
+        asked = asked_terms(query.judged)
         asked_probe = replace(probe, terms=tuple(t for t in probe.terms if t in asked))
         loaded = load_sentences(self.store, [h.paper for h in hits])
         out = []

@@ -52,22 +52,31 @@ def _author(question: str, store) -> str | None:
     return None
 
 
+def _year_spans(question: str) -> list[re.Match]:
+    """The phrases _years read its years from (the same precedence)."""
+    if match := re.search(rf"(?:\b(?:from|between)\s+)?{_RANGE.pattern}", question, re.I):
+        return [match]
+    found = [m for m in (_SINCE.search(question), _UNTIL.search(question)) if m]
+    return found or [m for m in [_IN.search(question)] if m]
+
+
 def without_metadata(question: str, filters: Filters) -> str:
     """The question without the metadata it states ("Which papers on grokking were published since 2024?" →
     "Which papers on grokking were published?"): a year or an author's name is in no abstract, so judged as part
-    of the topic it made every paper of a filtered pool look off the question."""
+    of the topic it made every paper of a filtered pool look off the question. Only the phrases the filters were
+    read from go ("by Adam on Adam optimizers" keeps the second Adam)."""
     text = question
     if filters.since or filters.until:
-        text = re.sub(rf"(?:\b(?:from|between)\s+)?{_RANGE.pattern}", " ", text, flags=re.I)
-        for pattern in (_SINCE, _UNTIL, _IN):
-            text = pattern.sub(" ", text)
+        for match in sorted(_year_spans(text), key=lambda m: -m.start()):
+            text = text[:match.start()] + " " + text[match.end():]
     if filters.author:
-        text = re.sub(rf"(?:\b(?:by|from|of)\s+)?{re.escape(filters.author)}(?:'s)?", " ", text)
-    return re.sub(r"\s+([?.!,])", r"\1", " ".join(text.split()))
+        text = re.sub(rf"(?:\b(?:by|from|of)\s+)?\b{re.escape(filters.author)}\b(?:'s)?", " ", text, count=1,
+                      flags=re.IGNORECASE)
+    return re.sub(r"\s+([?.!,])", r"\1", " ".join(text.split())).lstrip(",;: ")
 
 
 def topic_left(query: Query) -> bool:
     """Whether the question asks about anything beyond its metadata (a topic, a method): "papers by X since
     2023" asks for every paper passing the filters; "papers by X on diffusion" still has a topic to judge."""
     named = set(terms(query.filters.author or ""))
-    return any(t not in named and not t.isdigit() for t in terms(query.asked, question=True))
+    return any(t not in named and not t.isdigit() for t in terms(query.judged, question=True))

@@ -215,29 +215,34 @@ def fold(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", text.casefold()).split())
 
 
-# Kinds of writing a question may name in other words than the abstract calls itself: "Is there a review of …" for
-# "This survey …", "course notes" for "These lecture notes …", "a position piece" for "this position paper". Each
-# phrase a text uses stands for the others of its kind. ("challenge" is no competition here: abstracts mostly use it
-# for a difficulty, and "Kaggle competitions" found every paper naming a key challenge.)
+# Kinds of writing a question may ask for in other words than the abstract calls itself: "Is there a review of …"
+# for "This survey …", "course notes" for "These lecture notes …", "a position piece" for "this position paper".
+# A phrase counts only as the head of what the question asks for ("is there a review of", "any thesis arguing"),
+# not in another sense ("peer review bias", "survey data", "of course"). Competitions were left out: "competition"
+# and "competitive" are one stem, so "shared task" would have been covered by every "competitive results".
 GENRES = (
     ("survey", "review", "overview"),
     ("thesis", "dissertation"),
     ("lecture notes", "course notes", "tutorial"),
     ("position paper", "position piece", "perspective paper", "perspective piece", "opinion piece"),
-    ("competition", "shared task"),
 )
-_GENRE_PATTERNS = {phrase: re.compile(rf"\b{re.escape(phrase)}s?\b", re.IGNORECASE) for kind in GENRES
-                   for phrase in kind}
+_ASKED_FOR = r"\b(?:a|an|any|the|this|which|what|some|there|recent)\s+(?:[\w\-']+\s+){{0,2}}?{phrase}" \
+             r"(?=\s+(?:of|on|about|that|which|who|where|in|to|from|by|\w+ing)\b|\s*(?:[?.!,;:]|$))"
+_GENRE_PATTERNS = {
+    phrase: re.compile(_ASKED_FOR.format(phrase=re.escape(phrase[:-2]) + "(?:is|es)" if phrase.endswith("is")
+                                         else re.escape(phrase) + "s?"), re.IGNORECASE)
+    for kind in GENRES for phrase in kind}
 
 
 def genres_named(text: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(phrase, its kind) for each kind-of-writing phrase the text uses."""
+    """(phrase, its kind) for each kind of writing the text asks for."""
     return [(phrase, kind) for kind in GENRES for phrase in kind if _GENRE_PATTERNS[phrase].search(text)]
 
 
 def genre_synonyms(text: str) -> str:
-    """The other phrases of each kind of writing the text names, appended to a lexical search for it (a question
+    """The other phrases of each kind of writing the text asks for, appended to a lexical search for it (a question
     asking for "a review" finds "A Survey of …")."""
     named = genres_named(text)
     kinds = dict.fromkeys(kind for _, kind in named)
-    return "".join(f" {other}" for kind in kinds for other in kind if not _GENRE_PATTERNS[other].search(text))
+    said = {phrase for phrase, _ in named}
+    return "".join(f" {other}" for kind in kinds for other in kind if other not in said)

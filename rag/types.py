@@ -173,15 +173,23 @@ class Query:
     filters: Filters = field(default_factory=Filters)
     vector: object = field(default=None, compare=False, repr=False)  # embedding of `search_text`
     typed: str = ""  # the question as the user typed it, when reading rewrote a name (shown back to them)
+    # the question without the metadata it states and the filters hold ("… published since 2024"): a year or an
+    # author's name is in no abstract, so papers are searched and judged for the rest
+    topic: str = ""
 
     @property
     def asked(self) -> str:
-        """The self-contained question the answer must address."""
+        """The self-contained question the answer must address (what a model is asked)."""
         return self.standalone or self.question
 
     @property
+    def judged(self) -> str:
+        """What papers and sentences are judged against: the question without the metadata it states."""
+        return self.topic or self.asked
+
+    @property
     def search_text(self) -> str:
-        return self.retrieval or self.asked
+        return self.retrieval or self.judged
 
 
 @dataclass(frozen=True)

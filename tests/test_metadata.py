@@ -58,9 +58,11 @@ def test_metadata_stated_in_the_question_is_a_filter(meta_assistant):
     assert any("author 'Alan Turing'" in w for w in answer.warnings)
     answer = meta_assistant.ask("Which papers on grokking were published since 2024?")
     assert {c.paper_id for c in answer.citations} <= {"m-0", "m-1"} and answer.citations
-    # judged on its topic: the year is in no abstract, and counted as part of the topic it rated the filtered
-    # pool's grokking papers off the question
-    assert answer.standalone_question == "Which papers on grokking were published?"
+    # judged on its topic (the year is in no abstract: counted as part of the topic, it rated the filtered pool's
+    # grokking papers off the question), while the question itself, as a model would be asked it, is not rewritten
+    assert answer.standalone_question == ""
+    answer = meta_assistant.ask("Which papers by Alan Turing are on grokking?")  # was declined: "Turing" no abstract has
+    assert {c.paper_id for c in answer.citations} <= {"m-0", "m-2"} and answer.citations
 
 
 def test_the_metadata_a_question_states_is_left_out_of_its_topic():
@@ -73,6 +75,13 @@ def test_the_metadata_a_question_states_is_left_out_of_its_topic():
     assert without_metadata("Which papers by Alan Turing are on grokking?", Filters(author="Alan Turing")) == \
         "Which papers are on grokking?"
     assert without_metadata("GPT-2 since 2019?", Filters()) == "GPT-2 since 2019?"  # no filter read: unchanged
+    # only the phrases the filters were read from go, as whole words
+    assert without_metadata("Papers by Adam on Adam optimizer variants", Filters(author="Adam")) == \
+        "Papers on Adam optimizer variants"
+    assert without_metadata("Yangtze river data by Yang", Filters(author="Yang")) == "Yangtze river data"
+    assert without_metadata("By Alan Turing, what is grokking?", Filters(author="Alan Turing")) == "what is grokking?"
+    assert without_metadata("Papers since 2022 citing work from 2019", Filters(since="2022")) == \
+        "Papers citing work from 2019"
 
 
 def test_cli_filters(meta_assistant):

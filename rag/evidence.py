@@ -88,6 +88,11 @@ def genre_equivalents(text: str) -> tuple[tuple[frozenset[str], frozenset[str]],
 def make_probe(store, vector: np.ndarray, text: str, *, question: bool) -> Probe:
     probe_terms = tuple(dict.fromkeys(terms(text, question=question)))
     equivalents = abbreviation_equivalents(store.names, text) if question else ()
+    # a name the corpus defines is one of the question's terms even when the word it spells is a question word
+    # ("What does FIND stand for?", "GET")
+    stated = {a for a, _ in equivalents}
+    probe_terms += tuple(dict.fromkeys(t for token in name_tokens(text) if frozenset(terms(token)) in stated
+                                       for t in terms(token) if t not in probe_terms))
     extra = {t for _, b in equivalents for t in b}
     return Probe(vector=vector, terms=probe_terms, weights=store.idf(set(probe_terms) | extra),
                  equivalents=equivalents, synonyms=genre_equivalents(text) if question else ())

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import RetrievalSettings
+from .embeddings import ordinary_words
 from .errors import NoMatchingPapersError
-from .text import genre_synonyms
+from .text import fold, genre_synonyms, name_tokens, singular
 from .types import Filters, Hit
 
 
@@ -95,6 +96,15 @@ class Retriever:
                 best[pid] = (pid, score, chunk_id)
         return sorted(best.values(), key=lambda item: -item[1])
 
+    def _spelled_out(self, text: str) -> str:
+        """The long forms the corpus defines for names in the text that are also English words (FIND, LOOK,
+        STUNT), to search with it: as a search term such a name is the word, which hundreds of abstracts use
+        ("find"), so its paper ranked low even for "What does FIND stand for?". Two-letter names (ML, AI) and
+        names that are no word keep the search as it was: their long forms are everywhere or not needed."""
+        words = ordinary_words(self.embedder.settings.model)
+        shorts = sorted({s for s in (fold(singular(t)) for t in name_tokens(text)) if len(s) >= 3 and s in words})
+        return "".join(f" {longs[0]}" for longs in self.names.expansions(shorts).values()) if shorts else ""
+
     def search(self, text: str, k: int | None = None, focus: tuple[str, ...] = (),
                vector: np.ndarray | None = None, filters: Filters = Filters()) -> list[Hit]:
         """Top-k papers. `focus` ids (papers the conversation is about) count as named by the question;
@@ -107,7 +117,8 @@ class Retriever:
         if allowed is not None:  # the nearest chunks may all be filtered out: look further
             n_dense = min(max(n_dense, n_dense * self.index.chunk_count // max(len(allowed), 1)), 2000)
         dense = [d for d in self.dense(vector, n_dense) if allowed is None or d[0] in allowed]
-        lexical = self.index.bm25.search(text + genre_synonyms(text), max(self.settings.bm25_candidates, k), allowed)
+        lexical = self.index.bm25.search(text + genre_synonyms(text) + self._spelled_out(text),
+                                         max(self.settings.bm25_candidates, k), allowed)
         titles = [pid for pid in self.names.match(text) + list(focus) if allowed is None or pid in allowed]
         top = fuse(dense, lexical, titles, self.settings)[:k]
         papers = self.index.store.get(pid for pid, _, _ in top)

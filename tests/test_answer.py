@@ -500,3 +500,20 @@ def test_a_kind_of_writing_asked_for_in_other_words_finds_the_paper_that_is_one(
     probe = make_probe(full_assistant.index.store, None, "Is there a review of grokking?", question=True)
     assert probe.coverage({"survey", "grok"}) == probe.coverage({"review", "grok"}) > probe.coverage({"grok"})
     assert not any("survey" in b for _, b in probe.equivalents)
+
+
+def test_a_name_that_is_also_a_word_is_found_by_its_long_form(full_assistant):
+    """FIND, LOOK, GET: as a search term such a name is the English word hundreds of abstracts use, and "find" or
+    "get" is a question word besides, so "What is the long form of FIND?" was declined (the paper ranked 11th).
+    Its corpus-defined long form now joins the lexical search, and a name the corpus defines is a term of the
+    question whatever word it spells. Two-letter names keep the search as it was (ML, AI: long forms everywhere)."""
+    for question, title, long_form in (
+            ("What is the long form of FIND?", "A Function Interpretation Benchmark", "Function INterpretation"),
+            ("Spell out LOOK, please.", "Rethinking Supervised Pre-training", "Leave-One-Out K-Nearest-Neighbor"),
+            ("What does GET stand for?", "GET-Zero", "Graph Embodiment Transformer")):
+        answer = full_assistant.ask(question)
+        assert not answer.abstained, question
+        assert answer.citations[0].title.startswith(title) and long_form in answer.text, question
+    retriever = full_assistant.retriever
+    assert retriever._spelled_out("What does FIND stand for?") == " function interpretation and description"
+    assert retriever._spelled_out("Is ML hard?") == "" and retriever._spelled_out("What is GFUCB?") == ""

@@ -14,21 +14,27 @@ from .types import Filters, Query
 _SINCE = re.compile(r"\b(?:since|after|starting(?: in)?|newer than|later than)\s+((?:19|20)\d\d)\b", re.I)
 _UNTIL = re.compile(r"\b(?:before|until|till|up to|through|older than|earlier than|by)\s+((?:19|20)\d\d)\b", re.I)
 _IN = re.compile(r"\b(?:in|during|of|from)\s+((?:19|20)\d\d)\b(?!\s*(?:-|to|and)\s*\d)", re.I)
-_RANGE = re.compile(r"\b((?:19|20)\d\d)\s*(?:-|–|to|and)\s*((?:19|20)\d\d)\b", re.I)
+_RANGE = re.compile(r"(?:\b(?:from|between)\s+)?\b((?:19|20)\d\d)\s*(?:-|–|to|and)\s*((?:19|20)\d\d)\b", re.I)
+
+
+def _year_phrases(question: str) -> dict[str, re.Match]:
+    """The phrases a question states its years in, by kind: a range, else since and/or until, else "in"."""
+    if match := _RANGE.search(question):
+        return {"range": match}
+    found = {kind: m for kind, m in (("since", _SINCE.search(question)), ("until", _UNTIL.search(question))) if m}
+    return found or ({"in": m} if (m := _IN.search(question)) else {})
 
 
 def _years(question: str) -> tuple[str | None, str | None]:
-    if match := _RANGE.search(question):
-        return match.group(1), match.group(2)
-    since = _SINCE.search(question)
-    until = _UNTIL.search(question)
-    if since or until:
-        before = str(int(until.group(1)) - 1) if until and until.group(0).lower().startswith(("before", "older",
-                                                                                              "earlier")) else None
-        return (since.group(1) if since else None), (before or (until.group(1) if until else None))
-    if match := _IN.search(question):
-        return match.group(1), match.group(1)
-    return None, None
+    phrases = _year_phrases(question)
+    if "range" in phrases:
+        return phrases["range"].group(1), phrases["range"].group(2)
+    if "in" in phrases:
+        return phrases["in"].group(1), phrases["in"].group(1)
+    since, until = phrases.get("since"), phrases.get("until")
+    before = str(int(until.group(1)) - 1) if until and until.group(0).lower().startswith(("before", "older",
+                                                                                          "earlier")) else None
+    return (since.group(1) if since else None), (before or (until.group(1) if until else None))
 
 
 def implied_filters(query: Query, store) -> Filters:
@@ -52,14 +58,6 @@ def _author(question: str, store) -> str | None:
     return None
 
 
-def _year_spans(question: str) -> list[re.Match]:
-    """The phrases _years read its years from (the same precedence)."""
-    if match := re.search(rf"(?:\b(?:from|between)\s+)?{_RANGE.pattern}", question, re.I):
-        return [match]
-    found = [m for m in (_SINCE.search(question), _UNTIL.search(question)) if m]
-    return found or [m for m in [_IN.search(question)] if m]
-
-
 def without_metadata(question: str, filters: Filters) -> str:
     """The question without the metadata it states ("Which papers on grokking were published since 2024?" →
     "Which papers on grokking were published?"): a year or an author's name is in no abstract, so judged as part
@@ -67,7 +65,7 @@ def without_metadata(question: str, filters: Filters) -> str:
     read from go ("by Adam on Adam optimizers" keeps the second Adam)."""
     text = question
     if filters.since or filters.until:
-        for match in sorted(_year_spans(text), key=lambda m: -m.start()):
+        for match in sorted(_year_phrases(text).values(), key=lambda m: -m.start()):
             text = text[:match.start()] + " " + text[match.end():]
     if filters.author:
         text = re.sub(rf"(?:\b(?:by|from|of)\s+)?\b{re.escape(filters.author)}\b(?:'s)?", " ", text, count=1,

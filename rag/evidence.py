@@ -14,7 +14,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .text import coined, digits_apart, fold, genres_named, name_tokens, singular, terms, words
+from .text import coined, digits_apart, fold, genres_named, name_tokens, short_names, terms, words
 from .types import AnswerType, Evidence, Hit, Intent, Query, Sentence
 
 W_SIMILARITY = 0.5  # the rest is lexical coverage
@@ -64,7 +64,7 @@ class Probe:
 
 def abbreviation_equivalents(names, text: str) -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
     """Pairs of term sets the corpus defines as the same thing, for the abbreviations and long forms in `text`."""
-    shorts = sorted({fold(singular(t)) for t in name_tokens(text)} | {w for w in words(text) if len(w) <= 8})
+    shorts = sorted(short_names(text) | {w for w in words(text) if len(w) <= 8})
     pairs = []
     for short, longs in names.expansions(shorts).items():
         for long in longs[:3]:

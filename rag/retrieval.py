@@ -12,7 +12,7 @@ import numpy as np
 from .config import RetrievalSettings
 from .embeddings import ordinary_words
 from .errors import NoMatchingPapersError
-from .text import fold, genre_synonyms, name_tokens, singular
+from .text import genre_synonyms, short_names
 from .types import Filters, Hit
 
 
@@ -102,7 +102,7 @@ class Retriever:
         ("find"), so its paper ranked low even for "What does FIND stand for?". Two-letter names (ML, AI) and
         names that are no word keep the search as it was: their long forms are everywhere or not needed."""
         words = ordinary_words(self.embedder.settings.model)
-        shorts = sorted({s for s in (fold(singular(t)) for t in name_tokens(text)) if len(s) >= 3 and s in words})
+        shorts = sorted(s for s in short_names(text) if len(s) >= 3 and s in words)
         return "".join(f" {longs[0]}" for longs in self.names.expansions(shorts).values()) if shorts else ""
 
     def search(self, text: str, k: int | None = None, focus: tuple[str, ...] = (),

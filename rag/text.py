@@ -190,6 +190,11 @@ def coined(word: str) -> bool:
     return any(ch.isdigit() for ch in word) and any(ch.isupper() for ch in word)
 
 
+def short_names(text: str) -> set[str]:
+    """The coined names in a text as abbreviations are looked up: folded, without a plural s ("LLMs" → "llm")."""
+    return {fold(singular(t)) for t in name_tokens(text)}
+
+
 def name_tokens(text: str) -> list[str]:
     """Coined names in a text, as written (trailing dots dropped): the tokens a paper, model or metric goes by."""
     out = []
